@@ -1,0 +1,1 @@
+"""Console entry points (``hat-*``). Each module exposes ``main(argv=None) -> int``."""

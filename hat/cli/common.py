@@ -1,0 +1,67 @@
+"""Shared CLI plumbing: one-line errors with exit code 2, latency/unit parsing."""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from typing import Callable, Optional, Sequence
+
+from hat.errors import HatError
+
+EXIT_USAGE = 2
+
+
+def fail(prog: str, msg: str) -> int:
+    """Print ``prog: error: msg`` as one line on stderr and return exit code 2."""
+    print(f"{prog}: error: {' '.join(str(msg).split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cli_main(prog: str) -> Callable:
+    """Decorate ``main(argv) -> int`` so bad input becomes one stderr line and exit 2, never a traceback.
+
+    HatError, missing files and permission errors are user errors; Ctrl-C exits 130 (work already written is kept,
+    every writer in hat flushes per record or writes atomically). Anything else is a bug and keeps its traceback.
+    """
+    def deco(fn: Callable[[Optional[Sequence[str]]], int]):
+        @functools.wraps(fn)
+        def wrapper(argv: Optional[Sequence[str]] = None) -> int:
+            try:
+                return int(fn(argv) or 0)
+            except HatError as e:
+                return fail(prog, str(e))
+            except FileNotFoundError as e:
+                return fail(prog, f"{e.filename or e}: no such file or directory")
+            except PermissionError as e:
+                return fail(prog, f"{e.filename or e}: permission denied")
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted; finished work is saved (rerun with --resume to continue)", file=sys.stderr)
+                return 130
+        return wrapper
+    return deco
+
+
+_LAT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|us)?\s*$", re.IGNORECASE)
+
+
+def parse_latency_ms(text: str) -> float:
+    """Parse ``'200ms'``, ``'0.2s'``, ``'150'`` (ms) or ``'500us'`` into milliseconds.
+
+    Raises:
+        HatError: not a positive number with an optional ms/s/us unit.
+    """
+    m = _LAT_RE.match(str(text))
+    if not m:
+        raise HatError(f"bad latency '{text}': expected a number with unit ms, s or us (e.g. 200ms)")
+    value = float(m.group(1))
+    unit = (m.group(2) or "ms").lower()
+    ms = value * {"ms": 1.0, "s": 1000.0, "us": 0.001}[unit]
+    if ms <= 0:
+        raise HatError(f"bad latency '{text}': must be positive")
+    return ms
+
+
+def parse_latency_list_ms(text: str) -> list[float]:
+    """Parse a comma-separated list of latencies (``'100ms,150ms,0.2s'``) into sorted milliseconds."""
+    return sorted(parse_latency_ms(t) for t in str(text).split(",") if t.strip())
