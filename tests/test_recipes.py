@@ -1,0 +1,31 @@
+"""The paper-task recipes need GPUs and WMT data; here only their --dry-run is exercised."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "scripts" / "recipes").glob("*.sh"))
+TASKS = [p for p in RECIPES if p.name != "pipeline.sh"]
+
+
+def test_every_paper_task_has_a_recipe():
+    assert {p.stem for p in TASKS} == {"wmt14_en_de", "wmt14_en_fr", "wmt19_en_de", "iwslt14_de_en"}
+
+
+@pytest.mark.parametrize("script", TASKS, ids=lambda p: p.stem)
+def test_recipe_dry_run_prints_every_stage(script, tmp_path):
+    out = subprocess.run(["bash", str(script), "--dry-run", "--workdir", str(tmp_path / "w")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for cmd in ("hat-profile", "hat-predictor fit", "hat-search", "hat-translate", "hat-score", "hat-export",
+                "torchrun"):
+        assert cmd in text, cmd
+    assert f"configs/tasks/{script.stem}.yaml" in text
+    assert not (tmp_path / "w").exists(), "dry run must not write anything"
+
+
+def test_recipe_rejects_unknown_flag():
+    out = subprocess.run(["bash", str(TASKS[0]), "--bogus"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "unknown argument" in out.stderr
