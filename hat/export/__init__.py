@@ -1,0 +1,1 @@
+"""Deployment export (owner: latency for ``onnx.py``). Submodules are imported where used (torch/onnx are heavy)."""

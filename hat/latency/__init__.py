@@ -1,0 +1,1 @@
+"""Latency measurement (owner: latency). Kept import-light: submodules are imported where used."""

@@ -1,0 +1,56 @@
+"""Latency backends, one class per runtime (optional dependencies are imported lazily, when measuring).
+
+* ``eager``: PyTorch eager, static Transformer with random weights (CPU or CUDA);
+* ``onnxruntime``: exported ONNX encoder + decoder step, timed by ``device_profiling/runner.py`` (locally, or on a
+  remote device over SSH);
+* ``tvm``: Apache TVM Relax, compiled for the local CPU (extra ``hat[tvm]``);
+* ``debug``: deterministic synthetic latency from the analytic FLOPs, for tests.
+
+Use :func:`get_backend`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from hat.errors import ConfigError
+from hat.latency.backends.base import Backend, Measurement
+from hat.latency.devices import DeviceConfig
+from hat.latency.protocol import ProfileSettings
+
+# runtime name -> "module:Class", imported on demand so a missing optional runtime breaks only its own use.
+_LOCAL = {
+    "eager": "hat.latency.backends.eager:EagerBackend",
+    "onnxruntime": "hat.latency.backends.onnxruntime:OnnxRuntimeBackend",
+    "tvm": "hat.latency.backends.tvm:TvmBackend",
+    "debug": "hat.latency.backends.debug:DebugBackend",
+}
+
+
+def get_backend(device: DeviceConfig, settings: Optional[ProfileSettings] = None, qkv_dim: int = 512,
+                trust_on_first_use: bool = False) -> Backend:
+    """The backend measuring on ``device`` with its runtime.
+
+    Args:
+        device: a loaded device profile (:func:`hat.latency.devices.load_device`).
+        settings: the measurement protocol (HAT's WMT defaults when None); its ``threads`` is overridden by the
+            device's.
+        qkv_dim: the search space's q/k/v projection width.
+        trust_on_first_use: ssh devices only: accept and save an unknown host key.
+
+    Raises:
+        ConfigError: unknown runtime.
+    """
+    import dataclasses
+    import importlib
+    settings = dataclasses.replace(settings or ProfileSettings(), threads=device.threads)
+    if device.transport == "ssh":
+        from hat.latency.ssh import RemoteOnnxRuntimeBackend
+        return RemoteOnnxRuntimeBackend(settings, device, qkv_dim, trust_on_first_use=trust_on_first_use)
+    if device.runtime not in _LOCAL:
+        raise ConfigError(f"device {device.name}: unknown runtime '{device.runtime}' (known: {', '.join(_LOCAL)})")
+    module, cls = _LOCAL[device.runtime].split(":")
+    return getattr(importlib.import_module(module), cls)(settings, device, qkv_dim)
+
+
+__all__ = ["Backend", "Measurement", "get_backend"]

@@ -1,0 +1,16 @@
+"""Deployment runtime: numpy + onnxruntime only (importing it never imports torch).
+
+- :class:`~hat.runtime.search.BeamSearch`, :class:`~hat.runtime.search.Hypothesis`: fairseq 0.12 beam search over a
+  step callback (shared with :mod:`hat.generate`).
+- :class:`~hat.runtime.onnx.OnnxTranslator`: greedy/beam translation with an ONNX export (:mod:`hat.export.onnx`).
+- :func:`~hat.runtime.batching.translate_dataset`, :func:`~hat.runtime.batching.collate_source`.
+- :class:`~hat.runtime.vocab.Vocabulary`: fairseq ``dict.txt`` reader for text in/out.
+"""
+
+from hat.runtime.batching import collate_source, generation_order, translate_dataset
+from hat.runtime.onnx import OnnxTranslator, load_meta, log_softmax
+from hat.runtime.search import BeamSearch, Hypothesis
+from hat.runtime.vocab import Vocabulary
+
+__all__ = ["BeamSearch", "Hypothesis", "OnnxTranslator", "Vocabulary", "collate_source", "generation_order",
+           "load_meta", "log_softmax", "translate_dataset"]

@@ -1,0 +1,137 @@
+"""Translate with the exported ONNX encoder + decoder step (:mod:`hat.export.onnx` layout), numpy + onnxruntime only.
+
+Decoding uses the same fairseq beam search as the PyTorch path (:class:`hat.runtime.search.BeamSearch`), so given the
+same log-probabilities both produce the same hypotheses.
+
+Example:
+    >>> tr = OnnxTranslator("export_dir", beam_size=5)
+    >>> hypos = tr.generate(src_tokens, src_lengths)   # int64 numpy, left-padded, EOS-terminated
+    >>> best = [h[0].tokens for h in hypos]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from hat.runtime.search import BeamSearch, Hypothesis
+
+FORMAT = "hat-onnx-1"
+
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float32 (as ``torch.log_softmax`` on float32 logits)."""
+    x = x.astype(np.float32, copy=False)
+    m = x.max(axis=-1, keepdims=True)
+    z = x - m
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def load_meta(model_dir: str | os.PathLike) -> dict:
+    """Read and check ``meta.json`` of an ONNX export directory."""
+    from hat.errors import HatError  # hat.errors is plain Python (no torch)
+
+    p = Path(model_dir) / "meta.json"
+    if not p.is_file():
+        raise HatError(f"{model_dir}: no meta.json (not an ONNX export directory; run hat-export --format onnx)")
+    meta = json.loads(p.read_text())
+    if meta.get("format") != FORMAT:
+        raise HatError(f"{p}: format {meta.get('format')!r} is not {FORMAT!r}")
+    return meta
+
+
+class OnnxTranslator:
+    """Greedy/beam translation with onnxruntime sessions of an exported SubTransformer.
+
+    Args:
+        model_dir: folder with ``encoder.onnx``, ``decoder_step.onnx``, ``meta.json``.
+        beam_size, max_len_a, max_len_b, min_len, lenpen, unk_penalty: as :class:`hat.runtime.search.BeamSearch`.
+        unk: ``<unk>`` id (fairseq dictionaries: 3).
+        threads: onnxruntime intra-op threads (0 = onnxruntime's default).
+        providers: onnxruntime execution providers (default CPU).
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, beam_size: int = 5, max_len_a: float = 0.0,
+                 max_len_b: int = 200, min_len: int = 1, lenpen: float = 1.0, unk_penalty: float = 0.0,
+                 unk: int = 3, threads: int = 1, providers: Optional[Sequence[str]] = None):
+        import onnxruntime as ort
+
+        self.meta = meta = load_meta(model_dir)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = list(providers or ["CPUExecutionProvider"])
+        d = Path(model_dir)
+        self.encoder = ort.InferenceSession(str(d / meta["encoder"]["file"]), opts, providers=providers)
+        self.decoder = ort.InferenceSession(str(d / meta["decoder_step"]["file"]), opts, providers=providers)
+        self.pad, self.eos = int(meta["padding_idx"]), int(meta["eos_idx"])
+        self.search = BeamSearch(beam_size=beam_size, pad=self.pad, eos=self.eos, unk=unk, max_len_a=max_len_a,
+                                 max_len_b=max_len_b, max_len=int(meta.get("max_target_positions", 1024)),
+                                 min_len=min_len, lenpen=lenpen, unk_penalty=unk_penalty)
+        self._enc_out = meta["encoder"]["outputs"]
+        self._dec_out = meta["decoder_step"]["outputs"]
+        self._from_encoder = meta["decoder_step"]["from_encoder"]
+        self._cache_map = meta["decoder_step"]["cache_outputs"]  # new_self_k_i -> self_k_i
+        self._enc_inputs = {i.name for i in self.encoder.get_inputs()}
+        self._dec_inputs = [i.name for i in self.decoder.get_inputs()]
+
+    @property
+    def beam_size(self) -> int:
+        return self.search.beam_size
+
+    def encode(self, src_tokens: np.ndarray, src_lengths: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the encoder graph; returns its outputs by name (padding mask and cross-attention K/V)."""
+        feeds = {"src_tokens": np.ascontiguousarray(src_tokens, dtype=np.int64),
+                 "src_lengths": np.ascontiguousarray(src_lengths, dtype=np.int64)}
+        # The exporter drops unused inputs (src_lengths): feed only what the graph declares.
+        outs = self.encoder.run(None, {k: v for k, v in feeds.items() if k in self._enc_inputs})
+        return dict(zip(self._enc_out, outs))
+
+    def generate(self, src_tokens: np.ndarray, src_lengths: np.ndarray) -> list[list[Hypothesis]]:
+        """Beam search one batch (``src_tokens`` ``[B, S]`` int64, left-padded, EOS-terminated).
+
+        Returns:
+            Per sentence, up to ``beam_size`` hypotheses sorted best first.
+        """
+        src_tokens = np.asarray(src_tokens, dtype=np.int64)
+        bsz, src_len = src_tokens.shape
+        beam = self.beam_size
+        enc = self.encode(src_tokens, src_lengths)
+        feeds: dict[str, np.ndarray] = {n: np.repeat(enc[n], beam, axis=0) for n in self._from_encoder}
+        rows = bsz * beam
+        for layer in self.meta["decoder_layers"]:
+            empty = np.zeros((rows, layer["self_heads"], 0, layer["self_head_dim"]), np.float32)
+            feeds[layer["self_k"]] = feeds[layer["self_v"]] = empty
+        cache_names = list(self._cache_map.values())
+
+        def step_fn(tokens: np.ndarray, step: int, reorder: Optional[np.ndarray]) -> np.ndarray:
+            if reorder is not None:
+                # Beams of one sentence share encoder outputs: they need reordering only when sentences are dropped.
+                names = cache_names if len(reorder) == feeds["encoder_padding_mask"].shape[0] \
+                    else cache_names + self._from_encoder
+                for n in names:
+                    feeds[n] = feeds[n][reorder]
+            feeds["tokens"] = np.ascontiguousarray(tokens[:, -1:])
+            feeds["step"] = np.array(step, dtype=np.int64)
+            outs = dict(zip(self._dec_out, self.decoder.run(None, {k: feeds[k] for k in self._dec_inputs})))
+            for o, i in self._cache_map.items():
+                feeds[i] = outs[o]
+            return log_softmax(outs["logits"])
+
+        return self.search.search(bsz, src_len, step_fn)
+
+    def greedy(self, src_tokens: np.ndarray, src_lengths: np.ndarray) -> list[Hypothesis]:
+        """Greedy decoding (beam 1, fairseq ``--beam 1`` semantics): the best hypothesis per sentence."""
+        saved = self.search.beam_size
+        self.search.beam_size = 1
+        try:
+            return [h[0] for h in self.generate(src_tokens, src_lengths)]
+        finally:
+            self.search.beam_size = saved

@@ -1,0 +1,225 @@
+"""Backend-independent beam search in numpy, a line-by-line port of fairseq 0.12's ``SequenceGenerator._generate``.
+
+The model is reached only through a step callback, so the PyTorch generator (:mod:`hat.generate`, incremental
+state) and the ONNX runtime (:mod:`hat.runtime.onnx`, explicit K/V cache) share one search and produce identical
+hypotheses given identical log-probabilities.
+
+fairseq semantics kept exactly: ``max_len = min(int(max_len_a * src_len + max_len_b), max_len - 1)`` with ``src_len``
+the padded batch width; pad is never selected; ``unk_penalty`` is subtracted from ``<unk>``; before ``min_len`` EOS is
+forbidden and at ``max_len`` only EOS is allowed; step 0 expands only the first beam; each step takes the top
+``2 * beam`` candidates of (cumulative score + log-prob) over beam x vocab, finalizes EOS candidates that rank within
+the top ``beam`` (score = cumulative log-prob / (length incl. EOS) ** lenpen), continues with the best ``beam``
+non-EOS candidates, and drops a sentence from the batch once it has ``beam`` finalized hypotheses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+# step_fn(tokens[n, step + 1] int64, step, reorder[n] int64 | None) -> log-probs [n, V] float32.
+# ``reorder`` (when not None) maps each new row to the row of the previous call whose state it continues; the callee
+# must reorder its caches/encoder outputs with it *before* computing this step (rows may also be dropped).
+StepFn = Callable[[np.ndarray, int, Optional[np.ndarray]], np.ndarray]
+
+
+@dataclass
+class Hypothesis:
+    """One finished hypothesis (fairseq's finalized dict).
+
+    Attributes:
+        tokens: target token ids, ending with EOS.
+        score: length-normalized sum of log-probs (natural log; fairseq-generate prints ``score / ln 2``).
+        positional_scores: per-token log-probs, EOS included.
+    """
+
+    tokens: np.ndarray
+    score: float
+    positional_scores: np.ndarray
+
+
+def topk_desc(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k (values descending; ties broken by lower index first, deterministically)."""
+    n = x.shape[1]
+    if k >= n:
+        idx = np.argsort(-x, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(x, idx, 1), idx
+    part = np.argpartition(-x, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(x, part, 1)
+    # Order the k selected by (value desc, index asc).
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, 1)
+    vals = np.take_along_axis(vals, order, 1)
+    # argpartition picks arbitrary members of a tie at the k-th value; redo such rows with a full stable sort.
+    kth = vals[:, -1:]
+    tied = (x == kth).sum(1) > (vals == kth).sum(1)
+    if tied.any():
+        rows = np.nonzero(tied)[0]
+        full = np.argsort(-x[rows], axis=1, kind="stable")[:, :k]
+        idx[rows] = full
+        vals[rows] = np.take_along_axis(x[rows], full, 1)
+    return vals, idx
+
+
+class BeamSearch:
+    """fairseq beam search over a step callback.
+
+    Args:
+        beam_size: beam width (1 = greedy, the same as fairseq ``--beam 1``).
+        pad, eos, unk: special token ids of the target dictionary.
+        max_len_a, max_len_b: max target length ``a * src_len + b`` (fairseq defaults 0, 200).
+        max_len: model limit (fairseq: ``max_decoder_positions()``); the effective bound is ``max_len - 1``.
+        min_len: EOS is forbidden before this step (fairseq default 1).
+        lenpen: length penalty; scores are divided by ``length ** lenpen``.
+        unk_penalty: subtracted from the ``<unk>`` log-prob.
+        normalize_scores: divide by length at all (fairseq ``--unnormalized`` turns it off).
+    """
+
+    def __init__(self, beam_size: int = 5, pad: int = 1, eos: int = 2, unk: int = 3, max_len_a: float = 0.0,
+                 max_len_b: int = 200, max_len: int = 1024, min_len: int = 1, lenpen: float = 1.0,
+                 unk_penalty: float = 0.0, normalize_scores: bool = True):
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+        self.beam_size = beam_size
+        self.pad, self.eos, self.unk = pad, eos, unk
+        self.max_len_a, self.max_len_b, self.max_len = max_len_a, max_len_b, max_len
+        self.min_len = min_len
+        self.lenpen = lenpen
+        self.unk_penalty = unk_penalty
+        self.normalize_scores = normalize_scores
+
+    def search(self, bsz: int, src_len: int, step_fn: StepFn) -> list[list[Hypothesis]]:
+        """Run the search for ``bsz`` sentences whose padded source width is ``src_len``.
+
+        The callee's state must already be expanded to ``bsz * beam_size`` rows (sentence-major: row
+        ``i * beam + j`` is beam ``j`` of sentence ``i``).
+
+        Returns:
+            Per sentence, up to ``beam_size`` hypotheses sorted best first.
+        """
+        beam = self.beam_size
+        max_len = min(int(self.max_len_a * src_len + self.max_len_b), self.max_len - 1)
+        scores = np.zeros((bsz * beam, max_len + 1), dtype=np.float32)
+        tokens = np.full((bsz * beam, max_len + 2), self.pad, dtype=np.int64)
+        tokens[:, 0] = self.eos
+        cands_to_ignore = np.zeros((bsz, beam), dtype=bool)
+        finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+        finished = [False] * bsz
+        num_remaining = bsz
+        cand_size = 2 * beam
+        bbsz_offsets = (np.arange(bsz, dtype=np.int64) * beam)[:, None]
+        cand_offsets = np.arange(cand_size, dtype=np.int64)
+        reorder_state: Optional[np.ndarray] = None
+        batch_idxs: Optional[np.ndarray] = None
+
+        for step in range(max_len + 1):
+            if reorder_state is not None and batch_idxs is not None:
+                # Rows of dropped sentences vanished: shift indices into the compacted previous batch.
+                corr = batch_idxs - np.arange(batch_idxs.size)
+                reorder_state = (reorder_state.reshape(-1, beam) + corr[:, None] * beam).reshape(-1)
+            lprobs = np.array(step_fn(tokens[:, :step + 1], step, reorder_state), dtype=np.float32, copy=True)
+            vocab = lprobs.shape[1]
+            lprobs[np.isnan(lprobs)] = -math.inf
+            lprobs[:, self.pad] = -math.inf
+            lprobs[:, self.unk] -= self.unk_penalty
+            if step >= max_len:
+                lprobs[:, :self.eos] = -math.inf
+                lprobs[:, self.eos + 1:] = -math.inf
+            elif step < self.min_len:
+                lprobs[:, self.eos] = -math.inf
+
+            # BeamSearch.step
+            lp = lprobs.reshape(bsz, beam, vocab)
+            if step == 0:
+                lp = lp[:, :1, :]  # all beams are identical at the start
+            else:
+                lp = lp + scores.reshape(bsz, beam, -1)[:, :, step - 1][:, :, None]
+            flat = lp.reshape(bsz, -1)
+            cand_scores, idx = topk_desc(flat, min(cand_size, flat.shape[1] - 1))
+            cand_beams = idx // vocab
+            cand_indices = idx % vocab
+            cand_bbsz_idx = cand_beams + bbsz_offsets
+
+            eos_mask = (cand_indices == self.eos) & (cand_scores != -math.inf)
+            top = eos_mask[:, :beam]
+            top[cands_to_ignore] = False
+            finalized_sents: list[int] = []
+            if top.any():
+                eos_bbsz_idx = cand_bbsz_idx[:, :beam][top]
+                eos_scores = cand_scores[:, :beam][top]
+                finalized_sents = self._finalize(step, eos_bbsz_idx, eos_scores, tokens, scores, finalized,
+                                                 finished, max_len)
+                num_remaining -= len(finalized_sents)
+            if num_remaining == 0:
+                break
+            assert step < max_len, f"{step} < {max_len}"
+
+            if finalized_sents:
+                new_bsz = bsz - len(finalized_sents)
+                batch_mask = np.ones(bsz, dtype=bool)
+                batch_mask[finalized_sents] = False
+                batch_idxs = np.nonzero(batch_mask)[0]
+                eos_mask = eos_mask[batch_idxs]
+                cand_beams = cand_beams[batch_idxs]
+                bbsz_offsets = bbsz_offsets[:new_bsz]
+                cand_bbsz_idx = cand_beams + bbsz_offsets
+                cand_scores = cand_scores[batch_idxs]
+                cand_indices = cand_indices[batch_idxs]
+                cands_to_ignore = cands_to_ignore[batch_idxs]
+                scores = scores.reshape(bsz, -1)[batch_idxs].reshape(new_bsz * beam, -1)
+                tokens = tokens.reshape(bsz, -1)[batch_idxs].reshape(new_bsz * beam, -1)
+                bsz = new_bsz
+            else:
+                batch_idxs = None
+
+            # Values >= cand_size mark EOS/ignored candidates; the beam smallest are the next active hypotheses.
+            eos_mask[:, :beam] = ~((~cands_to_ignore) & (~eos_mask[:, :beam]))
+            active_mask = eos_mask.astype(np.int64) * cand_size + cand_offsets[:eos_mask.shape[1]]
+            active_hypos = np.argsort(active_mask, axis=1, kind="stable")[:, :beam]
+            new_cands_to_ignore = np.take_along_axis(active_mask, active_hypos, 1)
+            cands_to_ignore = new_cands_to_ignore >= cand_size
+            assert (~cands_to_ignore).any(axis=1).all()
+
+            active_bbsz_idx = np.take_along_axis(cand_bbsz_idx, active_hypos, 1).reshape(-1)
+            tokens[:, :step + 1] = tokens[active_bbsz_idx, :step + 1]
+            tokens.reshape(bsz, beam, -1)[:, :, step + 1] = np.take_along_axis(cand_indices, active_hypos, 1)
+            if step > 0:
+                scores[:, :step] = scores[active_bbsz_idx, :step]
+            scores.reshape(bsz, beam, -1)[:, :, step] = np.take_along_axis(cand_scores, active_hypos, 1)
+            reorder_state = active_bbsz_idx
+
+        # Stable sort keeps fairseq's insertion order among equal scores.
+        return [sorted(f, key=lambda h: -h.score) for f in finalized]
+
+    def _finalize(self, step, bbsz_idx, eos_scores, tokens, scores, finalized, finished, max_len) -> list[int]:
+        """fairseq ``finalize_hypos``: store EOS-ending hypotheses; return newly finished batch positions."""
+        beam = self.beam_size
+        tokens_clone = tokens[bbsz_idx, 1:step + 2].copy()
+        tokens_clone[:, step] = self.eos
+        pos_scores = scores[bbsz_idx, :step + 1].copy()
+        pos_scores[:, step] = eos_scores
+        pos_scores[:, 1:] = pos_scores[:, 1:] - pos_scores[:, :-1]
+        if self.normalize_scores:
+            eos_scores = eos_scores / np.float32((step + 1) ** self.lenpen)
+        # Map positions in the (possibly shrunk) batch back to original sentence indices.
+        cum_unfin, prev = [], 0
+        for f in finished:
+            if f:
+                prev += 1
+            else:
+                cum_unfin.append(prev)
+        cum = np.asarray(cum_unfin, dtype=np.int64)
+        unfin_idx = bbsz_idx // beam
+        sent = unfin_idx + cum[unfin_idx]
+        for i in range(bbsz_idx.size):
+            if len(finalized[sent[i]]) < beam:
+                finalized[sent[i]].append(Hypothesis(tokens_clone[i], float(eos_scores[i]), pos_scores[i]))
+        newly = []
+        for s, u in sorted(set(zip(sent.tolist(), unfin_idx.tolist()))):
+            if not finished[s] and (len(finalized[s]) == beam or step == max_len):
+                finished[s] = True
+                newly.append(u)
+        return newly

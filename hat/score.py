@@ -1,0 +1,124 @@
+"""BLEU helpers: SacreBLEU (detokenized, with signature) and tokenized BLEU (HAT's "normal" BLEU).
+
+Tokenized BLEU reproduces fairseq's built-in scorer (``fairseq.scoring.bleu.Scorer``, the ``BLEU4 = ...`` line of
+``fairseq-generate``) and ``multi-bleu.perl`` on already tokenized text: whitespace tokens, corpus-level clipped n-gram
+counts up to 4-grams, brevity penalty ``min(1, exp(1 - ref_len / hyp_len))``, no smoothing. fairseq never lets an
+``<unk>`` in the reference match; its ``T-`` lines print it escaped as ``<<unk>>``, which equally never matches a
+hypothesis token, so scoring the strings gives fairseq's number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from hat.errors import HatError
+
+# fairseq's reference unk (Dictionary.string(..., escape_unk=True)); never counted as a match.
+ESCAPED_UNK = "<<unk>>"
+
+
+@dataclass
+class TokenizedBleu:
+    """Corpus statistics of tokenized BLEU (fairseq's ``Scorer`` fields)."""
+
+    order: int = 4
+    match: list[int] = field(default_factory=lambda: [0] * 4)
+    count: list[int] = field(default_factory=lambda: [0] * 4)
+    hyp_len: int = 0
+    ref_len: int = 0
+
+    def add(self, hyp_tokens: Sequence[str], ref_tokens: Sequence[str]) -> None:
+        """Accumulate one sentence pair (lists of tokens)."""
+        self.hyp_len += len(hyp_tokens)
+        self.ref_len += len(ref_tokens)
+        for n in range(1, self.order + 1):
+            hyp = Counter(tuple(hyp_tokens[i:i + n]) for i in range(len(hyp_tokens) - n + 1))
+            ref = Counter(tuple(ref_tokens[i:i + n]) for i in range(len(ref_tokens) - n + 1)
+                          if ESCAPED_UNK not in ref_tokens[i:i + n] and "<unk>" not in ref_tokens[i:i + n])
+            self.count[n - 1] += sum(hyp.values())
+            self.match[n - 1] += sum(min(c, ref[g]) for g, c in hyp.items())
+
+    def precisions(self) -> list[float]:
+        """n-gram precisions (fractions, 0 when there are no n-grams)."""
+        return [m / c if c > 0 else 0.0 for m, c in zip(self.match, self.count)]
+
+    def brevity(self) -> float:
+        if self.hyp_len == 0:
+            return 0.0
+        return min(1.0, math.exp(1.0 - self.ref_len / self.hyp_len))
+
+    def score(self) -> float:
+        """BLEU in [0, 100] (0 when any precision is 0, as fairseq)."""
+        ps = self.precisions()
+        if any(p <= 0 for p in ps):
+            return 0.0
+        return self.brevity() * math.exp(sum(math.log(p) for p in ps) / self.order) * 100.0
+
+    def result_string(self) -> str:
+        """fairseq's format: ``BLEU4 = 7.98, 26.3/11.9/5.3/2.4 (BP=1.000, ratio=1.709, syslen=..., reflen=...)``."""
+        ps = "/".join(f"{p * 100:.1f}" for p in self.precisions())
+        ratio = self.hyp_len / self.ref_len if self.ref_len else 0.0
+        return (f"BLEU{self.order} = {self.score():.2f}, {ps} (BP={self.brevity():.3f}, ratio={ratio:.3f}, "
+                f"syslen={self.hyp_len}, reflen={self.ref_len})")
+
+
+def _check_lengths(hyps: Sequence[str], refs: Sequence[str]) -> None:
+    if len(hyps) != len(refs):
+        raise HatError(f"hypotheses have {len(hyps)} lines but references have {len(refs)}")
+
+
+def tokenized_bleu(hyps: Sequence[str], refs: Sequence[str]) -> TokenizedBleu:
+    """Tokenized corpus BLEU of line-aligned hypothesis and reference strings (whitespace tokens).
+
+    Raises:
+        HatError: different line counts.
+    """
+    _check_lengths(hyps, refs)
+    stats = TokenizedBleu()
+    for h, r in zip(hyps, refs):
+        stats.add(h.split(), r.split())
+    return stats
+
+
+def sacrebleu_corpus(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "13a") -> tuple[float, str, str]:
+    """SacreBLEU corpus BLEU of detokenized strings.
+
+    Returns:
+        (score, formatted result line, signature string).
+    """
+    _check_lengths(hyps, refs)
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU(tokenize=tokenize)
+    res = metric.corpus_score(list(hyps), [list(refs)])
+    return float(res.score), str(res), str(metric.get_signature())
+
+
+def read_lines(path) -> list[str]:
+    """Lines of a text file without trailing newlines (UTF-8)."""
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def parse_fairseq_generate(lines: Iterable[str]) -> dict:
+    """Parse ``fairseq-generate`` output.
+
+    Returns:
+        ``{"H": {id: (score, text)}, "T": {id: text}, "S": {id: text}, "bleu_line": str | None}``; scores in
+        fairseq's printed base-2 units.
+    """
+    out: dict = {"H": {}, "T": {}, "S": {}, "bleu_line": None}
+    for line in lines:
+        line = line.rstrip("\n")
+        if line.startswith("H-"):
+            tag, score, *text = line.split("\t")
+            out["H"][int(tag[2:])] = (float(score), text[0] if text else "")
+        elif line.startswith(("T-", "S-")):
+            tag, *text = line.split("\t")
+            out[tag[0]][int(tag[2:])] = text[0] if text else ""
+        elif "BLEU" in line and line.startswith("Generate"):
+            out["bleu_line"] = line
+    return out
