@@ -6,9 +6,12 @@ Public API (see docs/design.md, ``hat.data``):
 - :class:`~hat.data.indexed.MMapIndexedDataset`, :class:`~hat.data.indexed.MMapIndexedDatasetBuilder`
 - :class:`~hat.data.pair.LanguagePairDataset`, :func:`~hat.data.pair.collate`, :func:`~hat.data.pair.load_split`,
   :func:`~hat.data.pair.batch_by_tokens`
-- :func:`~hat.data.preprocess.preprocess` (CLI ``hat-preprocess``), :class:`~hat.data.bpe.SentencePieceBPE`
+- :class:`~hat.data.bpe.SentencePieceBPE`
+- ``hat.data.preprocess``: ``PreprocessSettings``, ``preprocess`` (CLI ``hat-preprocess``); not re-exported here,
+  since a function named ``preprocess`` would shadow the submodule attribute.
 """
 
+from hat.data.bpe import SentencePieceBPE
 from hat.data.dictionary import Dictionary
 from hat.data.indexed import MMapIndexedDataset, MMapIndexedDatasetBuilder
 from hat.data.pair import LanguagePairDataset, batch_by_tokens, collate, load_split
@@ -21,4 +24,5 @@ __all__ = [
     "batch_by_tokens",
     "collate",
     "load_split",
+    "SentencePieceBPE",
 ]

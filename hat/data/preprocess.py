@@ -3,8 +3,9 @@
 Output layout in ``destdir`` (what ``fairseq-preprocess`` writes, plus our extras)::
 
     spm.model, spm.vocab                 joint sentencepiece model (absent with bpe="none")
-    bpe/{split}.{lang}                   encoded text (pieces separated by spaces)
-    dict.{src}.txt, dict.{tgt}.txt       fairseq dictionaries (identical when joined)
+    bpe/{split}.{lang}                   encoded text (pieces separated by spaces); bpe/dict.*.txt staged dicts
+    dict.{src}.txt, dict.{tgt}.txt       fairseq dictionaries (identical when joined); written last, so their
+                                         presence means the directory is complete
     {split}.{src}-{tgt}.{lang}.bin/.idx  mmap datasets; splits train, valid[, valid1..], test[, test1..]
     {split}.raw.{lang}                   raw valid/test text (BLEU references for detokenized output)
     preprocess.json                      settings, status, per-split counts
@@ -184,9 +185,10 @@ def binarize(text_path: Path, d: Dictionary, out_prefix: Path) -> dict:
     idx, unk, eos = d.indices, d.unk(), d.eos()
     try:
         for line in read_lines(text_path):
-            ids = [idx.get(w, unk) for w in tokenize_line(line)]
+            words = tokenize_line(line)
+            ids = [idx.get(w, unk) for w in words]
             # fairseq counts replaced tokens only (a literal "<unk>" in the text is not a replacement).
-            nunk += sum(1 for w, i in zip(tokenize_line(line), ids) if i == unk and w != d.unk_word)
+            nunk += sum(1 for w, i in zip(words, ids) if i == unk and w != d.unk_word)
             ids.append(eos)
             builder.add_item(np.asarray(ids, dtype=np.int64))
             n += 1
@@ -303,8 +305,10 @@ def preprocess(settings: PreprocessSettings, force: bool = False,
                 write_lines_atomic(out, read_lines(inputs["train", lang], s.max_train_lines))
                 redo = True
 
-    # 3. dictionaries
-    dict_paths = {lang: dest / f"dict.{lang}.txt" for lang in langs}
+    # 3. dictionaries: staged in bpe/ and published to destdir only when everything is binarized, so
+    # "dict.{src}.txt exists" means "finished" to readers (hat-train checks exactly that).
+    (dest / "bpe").mkdir(exist_ok=True)
+    dict_paths = {lang: dest / "bpe" / f"dict.{lang}.txt" for lang in langs}
     if redo or not all(p.is_file() for p in dict_paths.values()):
         say("building dictionaries")
         if s.joined_dictionary:
@@ -346,6 +350,12 @@ def preprocess(settings: PreprocessSettings, force: bool = False,
         meta["splits"] = stats
         _write_json(meta_path, meta)  # per-split progress, so a resume can reuse counts
 
+    for lang in langs:
+        final = dest / f"dict.{lang}.txt"
+        if redo or not final.is_file() or final.read_bytes() != dict_paths[lang].read_bytes():
+            tmp = final.with_name(final.name + ".tmp")
+            shutil.copyfile(dict_paths[lang], tmp)
+            os.replace(tmp, final)
     meta["status"] = "done"
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _write_json(meta_path, meta)

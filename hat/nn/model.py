@@ -85,7 +85,10 @@ class SinusoidalPositionalEmbedding(nn.Module):
 
     def forward(self, tokens: Tensor, dim: int) -> Tensor:
         """Positions of ``tokens [B, T]`` at width ``dim`` -> ``[B, T, dim]`` (pads get zeros)."""
-        table = self.table(dim, tokens.size(1) + self.padding_idx + 1)
+        n = tokens.size(1)
+        # Grow the table only for concrete lengths: a symbolic length (torch.export / ONNX with a dynamic sequence
+        # axis) must not become a guard; such graphs support up to max_*_positions.
+        table = self.table(dim, n + self.padding_idx + 1) if isinstance(n, int) else self.table(dim)
         return F.embedding(make_positions(tokens, self.padding_idx), table)
 
     def at(self, position: Tensor, dim: int) -> Tensor:
@@ -376,7 +379,7 @@ class TransformerDecoder(nn.Module):
                              incremental_state: dict) -> tuple[Tensor, dict]:
         t = prev_output_tokens.size(1)
         # fairseq: in incremental mode the position is padding_idx + prefix length for every sentence.
-        pos = self.embed_positions.table(self.active_dim, t + self.padding_idx + 1)[self.padding_idx + t]
+        pos = self.embed_positions.table(self.active_dim, t + self.padding_idx + 1)[self.padding_idx + t]  # [C]
         x = self._embed(prev_output_tokens[:, -1:], pos)
         cache = incremental_state.setdefault(self._state_key, {})
         inner = [x]

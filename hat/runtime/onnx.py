@@ -32,16 +32,16 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def load_meta(model_dir: str | os.PathLike) -> dict:
-    """Read and check ``meta.json`` of an ONNX export directory."""
+def load_meta(model_dir: str | os.PathLike, fmt: str = FORMAT) -> dict:
+    """Read and check ``meta.json`` of an export directory (``fmt``: ``hat-onnx-1``, or ``hat-tvm-1``)."""
     from hat.errors import HatError  # hat.errors is plain Python (no torch)
 
     p = Path(model_dir) / "meta.json"
     if not p.is_file():
-        raise HatError(f"{model_dir}: no meta.json (not an ONNX export directory; run hat-export --format onnx)")
+        raise HatError(f"{model_dir}: no meta.json (not an export directory; run hat-export)")
     meta = json.loads(p.read_text())
-    if meta.get("format") != FORMAT:
-        raise HatError(f"{p}: format {meta.get('format')!r} is not {FORMAT!r}")
+    if meta.get("format") != fmt:
+        raise HatError(f"{p}: format {meta.get('format')!r} is not {fmt!r}")
     return meta
 
 
@@ -54,23 +54,22 @@ class OnnxTranslator:
         unk: ``<unk>`` id (fairseq dictionaries: 3).
         threads: onnxruntime intra-op threads (0 = onnxruntime's default).
         providers: onnxruntime execution providers (default CPU).
+
+    Subclasses (the TVM runner in :mod:`hat.export.tvm`) override ``FORMAT``, ``_load``, ``_run_encoder`` and
+    ``_run_step``; the I/O names and the decoding loop are shared.
     """
+
+    FORMAT = FORMAT
 
     def __init__(self, model_dir: str | os.PathLike, beam_size: int = 5, max_len_a: float = 0.0,
                  max_len_b: int = 200, min_len: int = 1, lenpen: float = 1.0, unk_penalty: float = 0.0,
                  unk: int = 3, threads: int = 1, providers: Optional[Sequence[str]] = None):
-        import onnxruntime as ort
+        self.meta = meta = load_meta(model_dir, self.FORMAT)
+        self._setup_search(beam_size, max_len_a, max_len_b, min_len, lenpen, unk_penalty, unk)
+        self._load(Path(model_dir), threads, providers)
 
-        self.meta = meta = load_meta(model_dir)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = list(providers or ["CPUExecutionProvider"])
-        d = Path(model_dir)
-        self.encoder = ort.InferenceSession(str(d / meta["encoder"]["file"]), opts, providers=providers)
-        self.decoder = ort.InferenceSession(str(d / meta["decoder_step"]["file"]), opts, providers=providers)
+    def _setup_search(self, beam_size, max_len_a, max_len_b, min_len, lenpen, unk_penalty, unk) -> None:
+        meta = self.meta
         self.pad, self.eos = int(meta["padding_idx"]), int(meta["eos_idx"])
         self.search = BeamSearch(beam_size=beam_size, pad=self.pad, eos=self.eos, unk=unk, max_len_a=max_len_a,
                                  max_len_b=max_len_b, max_len=int(meta.get("max_target_positions", 1024)),
@@ -79,6 +78,19 @@ class OnnxTranslator:
         self._dec_out = meta["decoder_step"]["outputs"]
         self._from_encoder = meta["decoder_step"]["from_encoder"]
         self._cache_map = meta["decoder_step"]["cache_outputs"]  # new_self_k_i -> self_k_i
+
+    def _load(self, d: Path, threads: int, providers) -> None:
+        import onnxruntime as ort
+
+        meta = self.meta
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = list(providers or ["CPUExecutionProvider"])
+        self.encoder = ort.InferenceSession(str(d / meta["encoder"]["file"]), opts, providers=providers)
+        self.decoder = ort.InferenceSession(str(d / meta["decoder_step"]["file"]), opts, providers=providers)
         self._enc_inputs = {i.name for i in self.encoder.get_inputs()}
         self._dec_inputs = [i.name for i in self.decoder.get_inputs()]
 
@@ -90,9 +102,15 @@ class OnnxTranslator:
         """Run the encoder graph; returns its outputs by name (padding mask and cross-attention K/V)."""
         feeds = {"src_tokens": np.ascontiguousarray(src_tokens, dtype=np.int64),
                  "src_lengths": np.ascontiguousarray(src_lengths, dtype=np.int64)}
+        return self._run_encoder(feeds)
+
+    def _run_encoder(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # The exporter drops unused inputs (src_lengths): feed only what the graph declares.
         outs = self.encoder.run(None, {k: v for k, v in feeds.items() if k in self._enc_inputs})
         return dict(zip(self._enc_out, outs))
+
+    def _run_step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self._dec_out, self.decoder.run(None, {k: feeds[k] for k in self._dec_inputs})))
 
     def generate(self, src_tokens: np.ndarray, src_lengths: np.ndarray) -> list[list[Hypothesis]]:
         """Beam search one batch (``src_tokens`` ``[B, S]`` int64, left-padded, EOS-terminated).
@@ -120,7 +138,7 @@ class OnnxTranslator:
                     feeds[n] = feeds[n][reorder]
             feeds["tokens"] = np.ascontiguousarray(tokens[:, -1:])
             feeds["step"] = np.array(step, dtype=np.int64)
-            outs = dict(zip(self._dec_out, self.decoder.run(None, {k: feeds[k] for k in self._dec_inputs})))
+            outs = self._run_step(feeds)
             for o, i in self._cache_map.items():
                 feeds[i] = outs[o]
             return log_softmax(outs["logits"])

@@ -85,8 +85,9 @@ def valid_loss(model: torch.nn.Module, dataset_or_batches: Any, max_tokens: int 
     Returns:
         loss per token in nats (``math.inf`` if there are no target tokens).
     """
-    if hasattr(dataset_or_batches, "__getitem__") and hasattr(dataset_or_batches, "sizes") \
-            and not isinstance(dataset_or_batches, (list, tuple)):
+    from hat.data import LanguagePairDataset
+
+    if isinstance(dataset_or_batches, LanguagePairDataset):
         batches = prepare_batches(dataset_or_batches, max_tokens, max_batches, _model_device(model))
     else:
         batches = dataset_or_batches

@@ -128,3 +128,30 @@ def test_bad_inputs(fairseq_fixture, tmp_path):
     with pytest.raises(HatError, match="both"):
         preprocess(PreprocessSettings(src="de", tgt="de", trainpref=str(raw / "train"),
                                       destdir=str(tmp_path / "out3")), log=None)
+
+
+def test_interrupted_run_publishes_no_dictionary(fairseq_fixture, tmp_path, monkeypatch):
+    import hat.data.preprocess as pp
+
+    raw = fairseq_fixture / "raw"
+    s = PreprocessSettings(src="de", tgt="en", trainpref=str(raw / "train"), validpref=str(raw / "valid"),
+                           destdir=str(tmp_path), bpe="none", max_train_lines=300)
+    real = pp.binarize
+
+    def crash_on_valid(text_path, d, out_prefix):
+        if "valid" in str(out_prefix):
+            raise KeyboardInterrupt
+        return real(text_path, d, out_prefix)
+
+    monkeypatch.setattr(pp, "binarize", crash_on_valid)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess(s, log=None)
+    # readers (hat-train) take dict.{lang}.txt as "finished": it must not exist yet
+    assert not list(tmp_path.glob("dict.*.txt"))
+    assert json.loads((tmp_path / "preprocess.json").read_text())["status"] == "running"
+    train_bin = (tmp_path / "train.de-en.de.bin").stat().st_mtime_ns
+    monkeypatch.setattr(pp, "binarize", real)
+    meta = preprocess(s, log=None)
+    assert meta["status"] == "done" and (tmp_path / "dict.de.txt").is_file()
+    assert (tmp_path / "train.de-en.de.bin").stat().st_mtime_ns == train_bin  # finished work kept
+    assert len(load_split(tmp_path, "valid", "de", "en")) == 200

@@ -35,6 +35,25 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout_s: float = 10.0) -> No
     raise RuntimeError(f"sshd did not listen on 127.0.0.1:{port} within {timeout_s} s")
 
 
+def _descendants(pid: int) -> list[int]:
+    """All descendant pids of ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 class SshServer:
     """sshd -D on 127.0.0.1:port with a generated host key and one authorized client key."""
 
@@ -63,14 +82,20 @@ class SshServer:
 
     def start(self) -> None:
         os.makedirs("/run/sshd", exist_ok=True)
-        # Own process group: stop() kills the listener and its per-connection children (drops live sessions).
+        # Own session, so signals sent to the test process group never reach it.
         self.proc = subprocess.Popen([SSHD, "-f", str(self.config), "-D", "-e"], stderr=subprocess.PIPE,
                                      start_new_session=True)
         _wait_port(self.port, self.proc)
 
     def stop(self) -> None:
+        """Kill the listener and every process it spawned (per-connection sshd call setsid(), so a process-group
+        kill would leave live sessions running): this drops open connections like a device losing power."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            for pid in [self.proc.pid] + _descendants(self.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.proc.wait(timeout=10)
         self.proc = None
 

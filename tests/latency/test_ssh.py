@@ -12,6 +12,8 @@ from hat.latency.protocol import ProfileSettings
 from hat.latency.records import read_latency_csv
 
 SETTINGS = ProfileSettings(src_len=6, tgt_len=4, beam=2, vocab_size=64, warmup=1, repeats=3)
+# Slow enough (~1 s per config) that the server can be killed while the runner is still measuring.
+SLOW = ProfileSettings(src_len=30, tgt_len=30, beam=5, vocab_size=2000, warmup=1, repeats=30)
 
 
 def _tiny_configs(space, n):
@@ -52,7 +54,7 @@ def test_server_dies_mid_run(sshd, tiny_space, tmp_path):
         if len(seen) == 1:
             sshd.stop()
 
-    with get_backend(dev, SETTINGS, tiny_space.qkv_dim) as backend:
+    with get_backend(dev, SLOW, tiny_space.qkv_dim) as backend:
         with pytest.raises(HatError, match="loopback_ssh") as e:
             profile(configs, backend, out=out, on_record=kill_after_first)
     assert "retries" in str(e.value)

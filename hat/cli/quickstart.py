@@ -1,0 +1,269 @@
+"""``hat-quickstart``: the whole HAT pipeline on Multi30k de->en on this machine's CPU.
+
+Stages (each resumes: a finished stage leaves ``<workdir>/.stages/<name>.json``, an interrupted one continues with
+its own ``--resume``): prepare data (joint BPE) -> train SuperTransformer -> profile latency (ONNX Runtime, this CPU)
+-> fit predictor -> search under 3 budgets (one Pareto run) -> fine-tune the found SubTransformers from inherited
+weights -> BLEU on test_2016_flickr -> export the best to ONNX -> summary table and plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from hat.cli.common import cli_main
+from hat.errors import HatError
+
+PROG = "hat-quickstart"
+
+
+@dataclass
+class Preset:
+    """Sizes of every stage. ``tiny`` fits in ~20 minutes on 2 CPU cores."""
+
+    bpe_vocab: int
+    max_train_lines: Optional[int]  # None = all 29,000 Multi30k training pairs
+    max_tokens: int  # tokens per batch (SuperTransformer and fine-tuning)
+    supernet_updates: int
+    profile_samples: int  # SubTransformers measured for the latency dataset
+    profile_runs: int  # timed runs per config (after warm-up); HAT protocol otherwise
+    search_iterations: int
+    search_population: int
+    search_parents: int
+    search_mutations: int
+    search_crossovers: int
+    valid_subset: int  # validation sentences scoring each candidate (seeded subset)
+    finetune_updates: int
+    test_sentences: Optional[int]  # None = the whole test set (1,000)
+    beam: int
+
+
+PRESETS = {
+    "tiny": Preset(bpe_vocab=4000, max_train_lines=None, max_tokens=4096, supernet_updates=1500,
+                   profile_samples=60, profile_runs=5, search_iterations=8, search_population=40,
+                   search_parents=10, search_mutations=15, search_crossovers=15, valid_subset=300,
+                   finetune_updates=300, test_sentences=None, beam=5),
+    "small": Preset(bpe_vocab=8000, max_train_lines=None, max_tokens=4096, supernet_updates=8000,
+                    profile_samples=300, profile_runs=10, search_iterations=20, search_population=125,
+                    search_parents=25, search_mutations=50, search_crossovers=50, valid_subset=1014,
+                    finetune_updates=3000, test_sentences=None, beam=5),
+    # For tests and CI: every stage runs, on almost no data.
+    "smoke": Preset(bpe_vocab=1000, max_train_lines=2000, max_tokens=1024, supernet_updates=6,
+                    profile_samples=8, profile_runs=1, search_iterations=2, search_population=8,
+                    search_parents=2, search_mutations=3, search_crossovers=3, valid_subset=32,
+                    finetune_updates=3, test_sentences=20, beam=2),
+}
+
+SRC, TGT = "de", "en"
+SPACE = "multi30k_tiny"
+TASK = "multi30k_de_en"
+DEVICE = "cpu"
+
+
+class Pipeline:
+    """Runs stages in order, skipping those already finished (their result JSON exists)."""
+
+    def __init__(self, workdir: Path, preset: Preset, preset_name: str, log=print):
+        self.w = workdir
+        self.p = preset
+        self.preset_name = preset_name
+        self.log = log
+        (self.w / ".stages").mkdir(parents=True, exist_ok=True)
+
+    def stage(self, name: str, fn: Callable[[], dict]) -> dict:
+        marker = self.w / ".stages" / f"{name}.json"
+        if marker.is_file():
+            self.log(f"[{name}] done already (delete {marker} to redo)")
+            return json.loads(marker.read_text())
+        self.log(f"[{name}] ...")
+        t0 = time.perf_counter()
+        result = fn() or {}
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, marker)
+        self.log(f"[{name}] finished in {result['seconds']} s")
+        return result
+
+
+def _call(prog: str, main: Callable[[Optional[Sequence[str]]], int], argv: list[str]) -> None:
+    """Run another hat CLI in-process; a non-zero exit stops the pipeline with a one-line error."""
+    rc = main([str(a) for a in argv])
+    if rc:
+        raise HatError(f"stage '{prog}' failed (exit {rc}): {prog} {' '.join(map(str, argv))}")
+
+
+def find_multi30k(data_dir: Optional[str], workdir: Path) -> Path:
+    """Directory with Multi30k raw files (``train.de[.gz]`` ...): ``--data-dir`` or a download into the workdir."""
+    from hat.data import multi30k
+    if data_dir:
+        return multi30k.find_multi30k(data_dir, (SRC, TGT))
+    dest = workdir / "raw"
+    return multi30k.download_multi30k(dest, langs=(SRC, TGT))
+
+
+def run_pipeline(args, preset: Preset) -> dict:
+    from hat.cli import (export, predictor, preprocess, profile, score, search, train, translate)
+    w = Path(args.workdir)
+    pl = Pipeline(w, preset, args.preset)
+    data_bin = w / "data-bin"
+    supernet_dir = w / "supernet"
+    threads = str(args.threads)
+
+    def prepare():
+        raw = find_multi30k(args.data_dir, w)
+        argv = ["--src", SRC, "--tgt", TGT, "--trainpref", raw / "train", "--validpref", raw / "val",
+                "--testpref", raw / "test_2016_flickr", "--destdir", data_bin, "--bpe-vocab", preset.bpe_vocab,
+                "--threads", threads, "-q"]
+        if preset.max_train_lines:
+            argv += ["--max-train-lines", preset.max_train_lines]
+        _call("hat-preprocess", preprocess.main, argv)
+        return {"data_bin": str(data_bin), "raw": str(raw)}
+
+    def train_supernet():
+        argv = ["--config", TASK, "--data", data_bin, "--save-dir", supernet_dir,
+                "--max-update", preset.supernet_updates, "--threads", threads,
+                "--set", f"max_tokens={preset.max_tokens}"]
+        if (supernet_dir / "checkpoint_last.pt").is_file():
+            argv.append("--resume")
+        _call("hat-train", train.main, argv)
+        return {"checkpoint": str(supernet_dir / "checkpoint_best.pt")}
+
+    latency_csv = w / f"latency_{DEVICE}.csv"
+
+    def profile_latency():
+        argv = ["--space", SPACE, "--device", DEVICE, "--samples", preset.profile_samples, "--out", latency_csv,
+                "--resume", "--runs", preset.profile_runs]
+        _call("hat-profile", profile.main, argv)
+        return {"csv": str(latency_csv)}
+
+    predictor_path = w / f"predictor_{DEVICE}.pt"
+
+    def fit_predictor():
+        _call("hat-predictor", predictor.main, ["fit", "--data", latency_csv, "--device", DEVICE, "--space", SPACE,
+                                                "--out", predictor_path])
+        report = w / "predictor_eval.json"
+        _call("hat-predictor", predictor.main, ["eval", "--predictor", predictor_path, "--data", latency_csv,
+                                                "--report", report, "--plot", w / "predictor_scatter.png"])
+        return {"predictor": str(predictor_path), "report": json.loads(report.read_text())}
+
+    def choose_budgets():
+        from hat.latency.records import read_latency_csv
+        lat = sorted(r.latency_ms for r in read_latency_csv(latency_csv))
+        q = [lat[int(round(f * (len(lat) - 1)))] for f in (0.25, 0.5, 0.75)]
+        return {"budgets_ms": [round(x, 2) for x in q]}
+
+    search_dir = w / "search"
+
+    def run_search(budgets_ms):
+        argv = ["--supernet", supernet_dir / "checkpoint_best.pt", "--device", DEVICE,
+                "--predictor", predictor_path, "--data", data_bin, "--out", search_dir,
+                "--latency", ",".join(f"{b}ms" for b in budgets_ms), "--valid-subset", preset.valid_subset,
+                "--iterations", preset.search_iterations, "--population", preset.search_population,
+                "--parents", preset.search_parents, "--mutations", preset.search_mutations,
+                "--crossovers", preset.search_crossovers, "--seed", 1]
+        if (search_dir / "search_log.jsonl").is_file():
+            argv.append("--resume")
+        _call("hat-search", search.main, argv)
+        return {"subnets": {str(b): str(_subnet_file(search_dir, b)) for b in budgets_ms}}
+
+    def finetune(budget_ms, subnet_yaml):
+        out = w / f"subtransformer_{budget_ms}ms"
+        argv = ["--config", TASK, "--data", data_bin, "--subnet", subnet_yaml, "--init-from-supernet",
+                supernet_dir / "checkpoint_best.pt", "--save-dir", out, "--max-update", preset.finetune_updates,
+                "--threads", threads, "--set", f"max_tokens={preset.max_tokens}"]
+        if (out / "checkpoint_last.pt").is_file():
+            argv.append("--resume")
+        _call("hat-train", train.main, argv)
+        return {"checkpoint": str(out / "checkpoint_best.pt"), "dir": str(out)}
+
+    def bleu(name, ckpt, out_dir):
+        out_dir = Path(out_dir)
+        hyp, ref, rep = out_dir / "test.hyp", out_dir / "test.ref", out_dir / "bleu.json"
+        argv = ["--checkpoint", ckpt, "--data", data_bin, "--subset", "test", "--beam", preset.beam,
+                "--batch-size", 32, "--output", hyp, "--reference-output", ref]
+        if preset.test_sentences:
+            argv += ["--max-sentences", preset.test_sentences]
+        _call("hat-translate", translate.main, argv)
+        _call("hat-score", score.main, ["--hyp", hyp, "--ref", ref, "--json", rep])
+        return json.loads(rep.read_text())
+
+    pl.stage("prepare", prepare)
+    pl.stage("train_supernet", train_supernet)
+    pl.stage("profile", profile_latency)
+    pl.stage("predictor", fit_predictor)
+    budgets = pl.stage("budgets", choose_budgets)["budgets_ms"]
+    found = pl.stage("search", lambda: run_search(budgets))["subnets"]
+    rows = []
+    for b in budgets:
+        sub = found[str(b)]
+        ft = pl.stage(f"finetune_{b}ms", lambda b=b, sub=sub: finetune(b, sub))
+        sc = pl.stage(f"bleu_{b}ms", lambda ft=ft: bleu(f"{b}ms", ft["checkpoint"], ft["dir"]))
+        meas = pl.stage(f"measure_{b}ms", lambda sub=sub: measure(sub))
+        rows.append(_row(b, sub, sc, meas))
+    best = max(rows, key=lambda r: r["bleu"])
+    pl.stage("export", lambda: _export(export.main, best, w / "export_onnx"))
+    summary = {"preset": args.preset, "workdir": str(w), "budgets_ms": budgets, "models": rows,
+               "best": best["name"]}
+    (w / "summary.json").write_text(json.dumps(summary, indent=1))
+    print_summary(rows, w)
+    return summary
+
+
+def _subnet_file(search_dir: Path, budget_ms: float) -> Path:
+    from hat.search.cli_io import budget_file_name  # the search writes one subnet YAML per budget
+    return search_dir / budget_file_name(budget_ms)
+
+
+def measure(subnet_yaml: str) -> dict:
+    """Measured latency (ONNX Runtime, this CPU, HAT protocol) and size of a searched SubTransformer."""
+    from hat.latency.api import measure_subnet
+    from hat.space import SubnetConfig, load_space
+    cfg = SubnetConfig.load_yaml(subnet_yaml)
+    return measure_subnet(cfg, device=DEVICE, qkv_dim=load_space(SPACE).qkv_dim)
+
+
+def _row(budget_ms, subnet_yaml, bleu_report: dict, meas: dict) -> dict:
+    from hat.config import load_yaml
+    meta = load_yaml(subnet_yaml)
+    return {"name": f"HAT@{budget_ms}ms", "budget_ms": budget_ms,
+            "predicted_ms": meta.get("predicted_latency_ms"), "measured_ms": meas.get("latency_ms"),
+            "params": meta.get("params"), "valid_loss_inherited": meta.get("valid_loss"),
+            "bleu": bleu_report.get("sacrebleu", bleu_report.get("bleu")), "subnet": str(subnet_yaml),
+            "checkpoint": str(Path(subnet_yaml))}
+
+
+def _export(export_main, best_row: dict, out: Path) -> dict:
+    raise NotImplementedError
+
+
+def print_summary(rows: list[dict], workdir: Path) -> None:
+    head = f"{'model':<16}{'budget ms':>10}{'pred ms':>9}{'meas ms':>9}{'params':>10}{'BLEU':>7}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['name']:<16}{r['budget_ms']:>10.2f}{(r['predicted_ms'] or 0):>9.2f}{(r['measured_ms'] or 0):>9.2f}"
+              f"{(r['params'] or 0):>10,}{r['bleu']:>7.2f}")
+    print(f"artifacts and plots in {workdir}")
+
+
+@cli_main(PROG)
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", help="Multi30k raw files (train.de[.gz], ...); downloaded when omitted")
+    p.add_argument("--workdir", default="runs/quickstart")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    p.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    args = p.parse_args(argv)
+    run_pipeline(args, PRESETS[args.preset])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Compile a static SubTransformer with Apache TVM (Relax): encoder + one decoder step with an explicit K/V cache.
+
+Optional extra ``pip install hat[tvm]`` (``apache-tvm==0.27.0.post1``); tvm is imported only when used.
+
+Pipeline per graph: ``torch.export`` (batch, source length and cache length dynamic) ->
+``tvm.relax.frontend.torch.from_exported_program`` -> ``tvm.compile`` -> ``export_library``. Graph I/O names and
+``meta.json`` follow :mod:`hat.export.onnx` (``format: hat-tvm-1``, files ``encoder.so`` / ``decoder_step.so``), so
+:class:`TvmTranslator` reuses the ONNX runtime's decoding loop (:class:`hat.runtime.onnx.OnnxTranslator`).
+The encoder graph takes ``src_tokens`` only (padding comes from the tokens).
+
+Targets: ``host`` = ``{"kind": "llvm"}``; ``rpi4`` = Raspberry Pi 4 (Cortex-A72, aarch64 + NEON), cross-compiled
+with ``aarch64-linux-gnu-gcc`` (load the ``.so`` files on the Pi with the TVM runtime).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from hat.errors import HatError
+from hat.runtime.onnx import OnnxTranslator
+from hat.space import num_ende_layers
+
+FORMAT = "hat-tvm-1"
+TARGETS = {
+    "host": {"kind": "llvm"},
+    "rpi4": {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72", "mattr": ["+neon"]},
+}
+CROSS_COMPILERS = {"rpi4": "aarch64-linux-gnu-gcc"}
+
+
+class TvmPaths(NamedTuple):
+    """Files written by :func:`export_tvm`."""
+
+    encoder: Path
+    decoder_step: Path
+    meta: Path
+
+
+def import_tvm():
+    """Import tvm or raise HatError with the install hint."""
+    try:
+        import tvm  # noqa: F401
+        from tvm import relax  # noqa: F401
+    except ImportError as e:
+        raise HatError(f"TVM is not installed ({e}); pip install 'hat[tvm]' (apache-tvm==0.27.0.post1)") from None
+    return tvm
+
+
+def _graphs(model):
+    import torch
+
+    n = model.subnet.decoder_layer_num
+
+    class EncoderGraph(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, src_tokens):
+            enc = self.m.encoder(src_tokens, None)
+            kv = self.m.decoder.cross_kv(enc)
+            return (enc.padding_mask,) + tuple(t for pair in kv for t in pair)
+
+    class StepGraph(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, tokens, step, encoder_padding_mask, *flat):
+            cross = [(flat[2 * i], flat[2 * i + 1]) for i in range(n)]
+            sk = [flat[2 * n + 2 * i] for i in range(n)]
+            sv = [flat[2 * n + 2 * i + 1] for i in range(n)]
+            logits, nk, nv = self.m.decoder.step(tokens, step, cross, sk, sv, encoder_padding_mask)
+            return (logits,) + tuple(t for pair in zip(nk, nv) for t in pair)
+
+    return EncoderGraph(model).eval(), StepGraph(model).eval()
+
+
+def _compile(ep, target: dict, path: Path, cross_compiler: Optional[str]) -> None:
+    tvm = import_tvm()
+    from tvm.relax.frontend.torch import from_exported_program
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mod = from_exported_program(ep, keep_params_as_input=False)
+    # tvm.compile does not convert a dict target itself (0.27): pass a Target.
+    ex = tvm.compile(mod, target=tvm.target.Target(target))
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    if cross_compiler:
+        ex.export_library(str(tmp), fcompile=tvm.support.cc.cross_compiler(cross_compiler))
+    else:
+        ex.export_library(str(tmp))
+    os.replace(tmp, path)
+
+
+def export_tvm(model, out_dir: str | os.PathLike, target: str = "host") -> TvmPaths:
+    """Compile ``model``'s encoder and decoder step to shared libraries in ``out_dir``.
+
+    Args:
+        model: static :class:`hat.nn.Transformer` (a SuperTransformer is compiled at its active subnet).
+        out_dir: output folder (created): ``encoder.so``, ``decoder_step.so``, ``meta.json``.
+        target: ``host`` (this CPU, llvm) or ``rpi4`` (aarch64 Cortex-A72, cross-compiled).
+
+    Raises:
+        HatError: tvm missing, unknown target, missing cross compiler, or compilation failure.
+    """
+    import shutil
+
+    import torch
+
+    if target not in TARGETS:
+        raise HatError(f"unknown TVM target '{target}': expected one of {', '.join(TARGETS)}")
+    cross = CROSS_COMPILERS.get(target)
+    if cross and shutil.which(cross) is None:
+        raise HatError(f"target {target} needs the cross compiler {cross} on PATH (apt install gcc-aarch64-linux-gnu)")
+    import_tvm()
+    if hasattr(model, "get_active_subnet"):
+        model = model.get_active_subnet()
+    model = model.eval()
+    subnet, cfg, qkv = model.subnet, model.cfg, int(model.qkv_dim)
+    n = subnet.decoder_layer_num
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = TvmPaths(out / "encoder.so", out / "decoder_step.so", out / "meta.json")
+    enc_graph, step_graph = _graphs(model)
+
+    Dim = torch.export.Dim
+    batch, src_len, past = Dim("batch", min=1, max=4096), Dim("src_len", min=2, max=1024), Dim("past_len", max=1023)
+    b, s, t = 2, 7, 3  # example sizes >= 2 (torch.export specialises 0 and 1)
+    src = torch.randint(4, cfg.src_vocab_size, (b, s))
+    with torch.no_grad():
+        enc_outs = enc_graph(src)
+    layers, self_cache, cross_shapes, self_shapes = [], [], [], []
+    for i in range(n):
+        h, eh = subnet.decoder_self_attention_heads[i], subnet.decoder_ende_attention_heads[i]
+        k = num_ende_layers(subnet.decoder_arbitrary_ende_attn[i])
+        layers.append({"self_heads": h, "self_head_dim": qkv // h, "ende_heads": eh, "ende_head_dim": qkv // eh,
+                       "num_ende_layers": k, "self_k": f"self_k_{i}", "self_v": f"self_v_{i}",
+                       "cross_k": f"cross_k_{i}", "cross_v": f"cross_v_{i}", "new_self_k": f"new_self_k_{i}",
+                       "new_self_v": f"new_self_v_{i}"})
+        self_cache += [torch.randn(b, h, t, qkv // h), torch.randn(b, h, t, qkv // h)]
+        cross_len = src_len if k == 1 else k * src_len
+        cross_shapes += [{0: batch, 2: cross_len}] * 2
+        self_shapes += [{0: batch, 2: past}] * 2
+    step_args = (torch.randint(4, cfg.tgt_vocab_size, (b, 1)), torch.tensor(t, dtype=torch.long), *enc_outs,
+                 *self_cache)
+    step_dyn = ({0: batch}, None, {0: batch, 1: src_len}, (*cross_shapes, *self_shapes))  # *flat is one tuple
+    cross_names = [f"cross_{kv}_{i}" for i in range(n) for kv in ("k", "v")]
+    self_in = [f"self_{kv}_{i}" for i in range(n) for kv in ("k", "v")]
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ep_enc = torch.export.export(enc_graph, (src,), dynamic_shapes=({0: batch, 1: src_len},))
+            ep_step = torch.export.export(step_graph, step_args, dynamic_shapes=step_dyn)
+        _compile(ep_enc, TARGETS[target], paths.encoder, cross)
+        _compile(ep_step, TARGETS[target], paths.decoder_step, cross)
+    except HatError:
+        raise
+    except Exception as e:  # torch.export / TVM raise many types: one line for the CLI
+        raise HatError(f"TVM compilation failed (target {target}): {type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:300]}") from e
+    meta = {
+        "format": FORMAT, "target": target, "target_spec": TARGETS[target], "subnet": subnet.to_dict(),
+        "qkv_dim": qkv, "src_vocab_size": cfg.src_vocab_size, "tgt_vocab_size": cfg.tgt_vocab_size,
+        "padding_idx": cfg.padding_idx, "eos_idx": cfg.eos_idx, "bos_idx": 0,
+        "max_target_positions": cfg.max_target_positions, "encoder_layers": subnet.encoder_layer_num,
+        "decoder_layers": layers,
+        "encoder": {"file": paths.encoder.name, "inputs": ["src_tokens"],
+                    "outputs": ["encoder_padding_mask"] + cross_names},
+        "decoder_step": {"file": paths.decoder_step.name,
+                         "inputs": ["tokens", "step", "encoder_padding_mask"] + cross_names + self_in,
+                         "outputs": ["logits"] + [f"new_{x}" for x in self_in],
+                         "from_encoder": ["encoder_padding_mask"] + cross_names,
+                         "cache_outputs": {f"new_{x}": x for x in self_in}},
+    }
+    tmp = paths.meta.with_name("meta.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, paths.meta)
+    return paths
+
+
+class TvmTranslator(OnnxTranslator):
+    """Greedy/beam translation with TVM-compiled graphs of a ``host`` export (same arguments as
+    :class:`~hat.runtime.onnx.OnnxTranslator`; ``threads`` sets ``TVM_NUM_THREADS`` when not already set)."""
+
+    FORMAT = FORMAT
+
+    def _load(self, d: Path, threads: int, providers) -> None:
+        if threads:
+            os.environ.setdefault("TVM_NUM_THREADS", str(threads))
+        tvm = import_tvm()
+        from tvm import relax
+
+        if self.meta.get("target") != "host":
+            raise HatError(f"{d}: compiled for {self.meta.get('target')}; only host libraries run here")
+        self._tvm = tvm
+        dev = tvm.cpu()
+        self.encoder = relax.VirtualMachine(tvm.runtime.load_module(str(d / self.meta["encoder"]["file"])), dev)
+        self.decoder = relax.VirtualMachine(tvm.runtime.load_module(str(d / self.meta["decoder_step"]["file"])), dev)
+        self._dec_inputs = self.meta["decoder_step"]["inputs"]
+
+    def _call(self, vm, args) -> list:
+        import numpy as np
+        outs = vm["main"](*[self._tvm.runtime.tensor(np.ascontiguousarray(a)) for a in args])
+        return [o.numpy() for o in outs]
+
+    def _run_encoder(self, feeds):
+        return dict(zip(self._enc_out, self._call(self.encoder, [feeds["src_tokens"]])))
+
+    def _run_step(self, feeds):
+        return dict(zip(self._dec_out, self._call(self.decoder, [feeds[k] for k in self._dec_inputs])))

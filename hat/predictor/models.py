@@ -1,0 +1,314 @@
+"""Latency regressors on feature matrices: HAT's MLP protocol, our cost-linear default, and an MLP ensemble.
+
+Every model exposes ``fit(X, y, X_val, y_val, seed, init)``, ``predict(X) -> ms``, ``state() -> dict`` of tensors /
+floats / lists (``torch.load(weights_only=True)``-safe) and ``from_state``. Prediction runs in numpy (batched
+matmuls), so 10^5 configs take milliseconds once the features exist.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hat.errors import HatError
+
+# HAT's latency_predictor.py defaults (feature order of hat.space.HAT_FEATURE_NAMES).
+HAT_FEATURE_NORM = (640.0, 6.0, 2048.0, 6.0, 640.0, 6.0, 2048.0, 6.0, 6.0, 2.0)
+
+# Ridge strengths tried by cost_linear (relative to the weighted normal equations, whose scale is n).
+RIDGE_GRID = (1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float64) if isinstance(t, torch.Tensor) else np.asarray(t, np.float64)
+
+
+def _standardize_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu = X.mean(0)
+    sd = X.std(0)
+    sd = np.where(sd > 1e-12 * np.maximum(1.0, np.abs(mu)), sd, 1.0)  # constant columns (e.g. 6 encoder layers)
+    return mu, sd
+
+
+def _mape(p, y) -> float:
+    return float(np.mean(np.abs(p - y) / y))
+
+
+class CostLinear:
+    """Relative-error weighted ridge regression of latency on analytic cost terms (default model).
+
+    Latency of a dense Transformer at batch 1 is close to linear in MACs, weight bytes and kernel counts, with
+    device-specific coefficients; weighting rows by 1/latency fits relative error (what MAPE and the search's
+    latency constraint care about). Ridge strength is chosen on the validation rows when given, else by exact
+    leave-one-out. With ``init`` (few-shot transfer) the ridge pulls towards the source device's coefficients,
+    rescaled to the target by one least-squares factor, so 10 target rows are enough.
+    """
+
+    kind = "cost_linear"
+
+    def __init__(self):
+        self.mu = self.sd = self.w = None
+        self.scale = 1.0
+        self.floor_ms = 0.0
+        self.ridge = 0.0
+
+    def _design(self, X):
+        return np.concatenate([(X - self.mu) / self.sd, np.ones((len(X), 1))], axis=1)
+
+    def fit(self, X, y, X_val=None, y_val=None, seed: int = 0, init: "CostLinear | None" = None) -> "CostLinear":
+        X = np.asarray(X, np.float64)
+        y = np.asarray(y, np.float64)
+        if init is not None:
+            if init.mu.shape != (X.shape[1],):
+                raise HatError(f"--init predictor has {init.mu.shape[0]} features, this data has {X.shape[1]}")
+            self.mu, self.sd = init.mu, init.sd
+        else:
+            self.mu, self.sd = _standardize_stats(X)
+        self.scale = float(np.exp(np.mean(np.log(y))))
+        self.floor_ms = float(0.1 * y.min())
+        A = self._design(X)
+        t = y / self.scale
+        B = A / t[:, None]  # row i scaled by 1/t_i: residual = relative error
+        d = A.shape[1]
+        P = np.eye(d)
+        P[-1, -1] = 0.0 if init is None else 1.0
+        w0 = np.zeros(d)
+        if init is not None:
+            p_src = init.predict(X)
+            c = float(np.sum(p_src / y) / np.sum((p_src / y) ** 2))  # weighted LS scale factor target/source
+            w0 = init.w * (init.scale * c / self.scale)
+        G = B.T @ B
+        rhs0 = B.T @ np.ones(len(y))
+        n = len(y)
+        best = None
+        for lam in RIDGE_GRID:
+            M = G + lam * n * P
+            try:
+                Minv = np.linalg.inv(M)
+            except np.linalg.LinAlgError:
+                continue
+            w = Minv @ (rhs0 + lam * n * (P @ w0))
+            if X_val is not None and y_val is not None and len(y_val) >= 5:
+                self.w = w
+                score = _mape(self.predict(X_val), np.asarray(y_val, np.float64))
+            else:
+                # exact leave-one-out relative residuals of (weighted) ridge: r_i / (1 - H_ii)
+                r = B @ w - 1.0
+                h = np.einsum("ij,jk,ik->i", B, Minv, B)
+                score = float(np.mean(np.abs(r / np.maximum(1.0 - h, 1e-6))))
+            if np.isfinite(score) and (best is None or score < best[0]):
+                best = (score, lam, w)
+        if best is None:
+            raise HatError("cost_linear: could not fit (singular features)")
+        _, self.ridge, self.w = best
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        p = self._design(np.asarray(X, np.float64)) @ self.w * self.scale
+        # A linear model can go negative far outside the data; latency cannot.
+        return np.maximum(p, self.floor_ms)
+
+    def state(self) -> dict:
+        return {"mu": _t(self.mu), "sd": _t(self.sd), "w": _t(self.w), "scale": self.scale,
+                "floor_ms": self.floor_ms, "ridge": float(self.ridge)}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "CostLinear":
+        m = cls()
+        m.mu, m.sd, m.w = _np(s["mu"]), _np(s["sd"]), _np(s["w"])
+        m.scale, m.floor_ms, m.ridge = float(s["scale"]), float(s["floor_ms"]), float(s["ridge"])
+        return m
+
+
+def _mlp(d_in: int, width: int, depth: int) -> torch.nn.Sequential:
+    layers, d = [], d_in
+    for _ in range(depth):
+        layers += [torch.nn.Linear(d, width), torch.nn.ReLU()]
+        d = width
+    layers.append(torch.nn.Linear(d, 1))
+    return torch.nn.Sequential(*layers)
+
+
+def _net_state(net: torch.nn.Sequential) -> list:
+    return [{"weight": m.weight.detach().clone(), "bias": m.bias.detach().clone()}
+            for m in net if isinstance(m, torch.nn.Linear)]
+
+
+def _load_net(net: torch.nn.Sequential, layers: list) -> None:
+    lin = [m for m in net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for m, s in zip(lin, layers):
+            m.weight.copy_(s["weight"])
+            m.bias.copy_(s["bias"])
+
+
+def _np_forward(layers: list, Z: np.ndarray) -> np.ndarray:
+    h = Z
+    for i, s in enumerate(layers):
+        h = h @ s["w"].T + s["b"]
+        if i < len(layers) - 1:
+            np.maximum(h, 0.0, out=h)
+    return h[:, 0]
+
+
+class HatMLP:
+    """HAT's latency predictor, exactly its protocol: 10 features / HAT's fixed norms -> 400 x4 ReLU -> 1,
+    MSE on latency / lat_norm, Adam lr 1e-5, 5000 steps of batch 128 (sampled with replacement), last step kept.
+
+    HAT's default lat_norm is 200 ms (its GPU / Xeon data); we use the max training latency so the Raspberry Pi's
+    seconds-scale targets stay in the same range.
+    """
+
+    kind = "hat_mlp"
+
+    def __init__(self, hidden: int = 400, layers: int = 4, lr: float = 1e-5, steps: int = 5000, batch: int = 128):
+        self.hidden, self.layers, self.lr, self.steps, self.batch = hidden, layers, lr, steps, batch
+        self.feature_norm = np.array(HAT_FEATURE_NORM)
+        self.lat_norm = 200.0
+        self.net_layers = None
+
+    def fit(self, X, y, X_val=None, y_val=None, seed: int = 0, init: "HatMLP | None" = None,
+            steps: int | None = None) -> "HatMLP":
+        X = np.asarray(X, np.float64)[:, :10]
+        y = np.asarray(y, np.float64)
+        g = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # nn.Linear init draws from the global generator; seed it for reproducibility
+        net = _mlp(10, self.hidden, self.layers)
+        if init is not None:
+            _load_net(net, init.net_layers_t)
+            self.lat_norm = init.lat_norm
+        else:
+            self.lat_norm = float(y.max())
+        Xt = torch.tensor(X / self.feature_norm, dtype=torch.float32)
+        yt = torch.tensor(y / self.lat_norm, dtype=torch.float32)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        for _ in range(steps or self.steps):
+            i = torch.randint(0, len(Xt), (self.batch,), generator=g)
+            loss = torch.nn.functional.mse_loss(net(Xt[i]).squeeze(1), yt[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self._set_layers(_net_state(net))
+        return self
+
+    def _set_layers(self, layers):
+        self.net_layers_t = layers
+        self.net_layers = [{"w": _np(s["weight"]), "b": _np(s["bias"])} for s in layers]
+
+    def predict(self, X) -> np.ndarray:
+        Z = np.asarray(X, np.float64)[:, :10] / self.feature_norm
+        return _np_forward(self.net_layers, Z) * self.lat_norm
+
+    def state(self) -> dict:
+        return {"feature_norm": _t(self.feature_norm), "lat_norm": self.lat_norm, "layers": self.net_layers_t,
+                "hidden": self.hidden, "depth": self.layers}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "HatMLP":
+        m = cls(hidden=int(s["hidden"]), layers=int(s["depth"]))
+        m.feature_norm = _np(s["feature_norm"])
+        m.lat_norm = float(s["lat_norm"])
+        m._set_layers(s["layers"])
+        return m
+
+
+class MLPEnsemble:
+    """Our MLP: standardized features, log-latency target, AdamW + cosine decay, early stopping on validation
+    MAPE, an ensemble averaged in log space. Slower to fit than :class:`CostLinear` and, measured on HAT's data,
+    not more accurate (see docs/benchmarks.md); kept for devices where latency is far from linear in cost."""
+
+    kind = "mlp"
+
+    def __init__(self, width: int = 128, depth: int = 3, steps: int = 3000, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 batch: int = 128, ensemble: int = 3):
+        self.width, self.depth, self.steps, self.lr, self.wd = width, depth, steps, lr, weight_decay
+        self.batch, self.ensemble = batch, ensemble
+        self.mu = self.sd = None
+        self.tm, self.ts = 0.0, 1.0
+        self.members = []  # list of layer lists (tensors)
+
+    def fit(self, X, y, X_val=None, y_val=None, seed: int = 0, init: "MLPEnsemble | None" = None) -> "MLPEnsemble":
+        X = np.asarray(X, np.float64)
+        y = np.asarray(y, np.float64)
+        if init is not None:
+            self.mu, self.sd, self.tm, self.ts = init.mu, init.sd, init.tm, init.ts
+            self.width, self.depth, self.ensemble = init.width, init.depth, len(init.members)
+        else:
+            self.mu, self.sd = _standardize_stats(X)
+            t = np.log(y)
+            self.tm, self.ts = float(t.mean()), float(t.std() or 1.0)
+        has_val = X_val is not None and y_val is not None and len(y_val) >= 5
+        Xt = torch.tensor((X - self.mu) / self.sd, dtype=torch.float32)
+        yt = torch.tensor((np.log(y) - self.tm) / self.ts, dtype=torch.float32)
+        Xv = torch.tensor((np.asarray(X_val, np.float64) - self.mu) / self.sd, dtype=torch.float32) if has_val else None
+        steps = self.steps if init is None else max(200, self.steps // 5)
+        lr = self.lr if init is None else self.lr / 10
+        self.members = []
+        for k in range(self.ensemble):
+            g = torch.Generator().manual_seed(seed * 1000 + k)
+            torch.manual_seed(seed * 1000 + k)
+            net = _mlp(X.shape[1], self.width, self.depth)
+            if init is not None:
+                _load_net(net, init.members[k])
+            opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=self.wd)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+            best = (np.inf, _net_state(net))
+            for s in range(steps):
+                i = torch.randint(0, len(Xt), (min(self.batch, len(Xt)),), generator=g)
+                loss = torch.nn.functional.mse_loss(net(Xt[i]).squeeze(1), yt[i])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                if has_val and (s % 100 == 99 or s == steps - 1):
+                    with torch.no_grad():
+                        pv = np.exp(net(Xv).squeeze(1).numpy().astype(np.float64) * self.ts + self.tm)
+                    m = _mape(pv, np.asarray(y_val, np.float64))
+                    if m < best[0]:
+                        best = (m, _net_state(net))
+            self.members.append(best[1] if has_val else _net_state(net))
+        self._cache()
+        return self
+
+    def _cache(self):
+        self._np_members = [[{"w": _np(s["weight"]), "b": _np(s["bias"])} for s in m] for m in self.members]
+
+    def predict(self, X) -> np.ndarray:
+        Z = (np.asarray(X, np.float64) - self.mu) / self.sd
+        logs = np.mean([_np_forward(m, Z) for m in self._np_members], axis=0)
+        return np.exp(logs * self.ts + self.tm)
+
+    def state(self) -> dict:
+        return {"mu": _t(self.mu), "sd": _t(self.sd), "tm": self.tm, "ts": self.ts, "members": self.members,
+                "width": self.width, "depth": self.depth}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "MLPEnsemble":
+        m = cls(width=int(s["width"]), depth=int(s["depth"]), ensemble=len(s["members"]))
+        m.mu, m.sd, m.tm, m.ts = _np(s["mu"]), _np(s["sd"]), float(s["tm"]), float(s["ts"])
+        m.members = s["members"]
+        m._cache()
+        return m
+
+
+MODELS = {"cost_linear": CostLinear, "hat_mlp": HatMLP, "mlp": MLPEnsemble}
+MODEL_KINDS = tuple(MODELS)
+DEFAULT_MODEL = "cost_linear"  # chosen on validation MAPE of HAT's four datasets (docs/benchmarks.md)
+
+
+def make_model(kind: str):
+    """A fresh, unfitted model of ``kind`` (one of :data:`MODEL_KINDS`)."""
+    if kind not in MODELS:
+        raise HatError(f"unknown predictor model '{kind}'; choose one of {', '.join(MODEL_KINDS)}")
+    return MODELS[kind]()
+
+
+def default_feature_kind(model_kind: str, have_subnets: bool) -> str:
+    """HAT's MLP uses its 10 features; others use cost terms, plus per-layer genes when subnets are known."""
+    if model_kind == "hat_mlp":
+        return "hat10"
+    return "layers" if have_subnets else "hat10_cost"

@@ -1,0 +1,189 @@
+"""The latency predictor artifact: fit, save, load, predict.
+
+Artifact (one file, ``torch.save`` of plain containers, loads with ``torch.load(weights_only=True)``)::
+
+    {"format": "hat-latency-predictor", "version": 1, "model_kind": str, "model": {...tensors/floats/lists},
+     "feature_schema": {...}, "device": str, "space": space.to_dict(), "space_fingerprint": str,
+     "space_name": str, "metrics": {"val": {...}}, "train": {...}, "target": str}
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from hat.errors import HatError
+from hat.predictor.features import FeatureSchema
+from hat.predictor.metrics import regression_metrics
+from hat.predictor.models import DEFAULT_MODEL, MODELS, default_feature_kind, make_model
+from hat.space import SearchSpace, SubnetConfig
+
+FORMAT = "hat-latency-predictor"
+VERSION = 1
+
+
+def split_indices(n: int, seed: int, fractions=(0.8, 0.1, 0.1)) -> tuple[list[int], list[int], list[int]]:
+    """Shuffle ``range(n)`` with ``random.Random(seed)`` and cut it into train / val / test by ``fractions``."""
+    idx = list(range(n))
+    random.Random(seed).shuffle(idx)
+    a = int(round(fractions[0] * n))
+    b = a + int(round(fractions[1] * n))
+    return idx[:a], idx[a:b], idx[b:]
+
+
+class LatencyPredictor:
+    """A fitted latency model for one device and search space.
+
+    Attributes:
+        model_kind: ``cost_linear``, ``hat_mlp`` or ``mlp``.
+        schema: the :class:`FeatureSchema` (``feature_kind`` = ``schema.kind``).
+        device: name of the device the training latencies were measured on.
+        space: the :class:`SearchSpace` it was fit for.
+        metrics: accuracy recorded at fit time (``{"val": {...}}``).
+    """
+
+    def __init__(self, model, schema: FeatureSchema, device: str, space: SearchSpace, metrics: Optional[dict] = None,
+                 train: Optional[dict] = None):
+        self.model = model
+        self.model_kind = model.kind
+        self.schema = schema
+        self.device = device
+        self.space = space
+        self.metrics = metrics or {}
+        self.train = train or {}
+
+    @property
+    def space_fingerprint(self) -> str:
+        return self.space.fingerprint()
+
+    @property
+    def space_name(self) -> str:
+        return self.space.name
+
+    @property
+    def feature_kind(self) -> str:
+        return self.schema.kind
+
+    def check_space(self, space: SearchSpace) -> None:
+        """Raise HatError unless ``space`` has the choices this predictor was fit for (names may differ)."""
+        if space.fingerprint() != self.space_fingerprint:
+            raise HatError(f"latency predictor for device '{self.device}' was fit for search space "
+                           f"'{self.space_name}' ({self.space_fingerprint}), not '{space.name}' "
+                           f"({space.fingerprint()}); fit one for this space with hat-predictor fit")
+
+    def predict_ms(self, configs: Sequence[SubnetConfig]) -> np.ndarray:
+        """Predicted latency (ms, encoder + decoder of one sentence) of each config, batched; shape [N]."""
+        if len(configs) == 0:
+            return np.zeros(0)
+        return self.model.predict(self.schema.from_configs(configs))
+
+    def predict_records(self, records) -> np.ndarray:
+        """Predicted ms for :class:`~hat.latency.records.LatencyRecord` s (HAT files: from their 10 features)."""
+        return self.model.predict(self.schema.from_records(records))
+
+    def evaluate(self, records) -> dict:
+        """:func:`regression_metrics` of this predictor on measured ``records``."""
+        return regression_metrics(self.predict_records(records), np.array([r.latency_ms for r in records]))
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT, "version": VERSION, "model_kind": self.model_kind, "model": self.model.state(),
+            "feature_schema": self.schema.to_dict(), "device": self.device, "space": self.space.to_dict(),
+            "space_fingerprint": self.space_fingerprint, "space_name": self.space_name, "metrics": self.metrics,
+            "train": self.train, "target": "latency_ms = latency_mean_encoder + latency_mean_decoder",
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the artifact atomically (temp file + ``os.replace``)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        torch.save(self.to_dict(), tmp)
+        os.replace(tmp, p)
+
+
+def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
+    """Load an artifact written by :meth:`LatencyPredictor.save` (``weights_only=True``: no code runs).
+
+    Raises:
+        HatError: missing file, not a predictor artifact, or an unsupported version / model kind.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise HatError(f"{p}: no such predictor file")
+    try:
+        d = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types; all mean "not our artifact"
+        raise HatError(f"{p}: not a latency predictor artifact ({type(e).__name__}: {str(e).splitlines()[0][:200]})") \
+            from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise HatError(f"{p}: not a latency predictor artifact (format is not '{FORMAT}')")
+    if d.get("version") != VERSION:
+        raise HatError(f"{p}: predictor artifact version {d.get('version')} is not supported (expected {VERSION})")
+    kind = d.get("model_kind")
+    if kind not in MODELS:
+        raise HatError(f"{p}: unknown predictor model kind '{kind}'")
+    space = SearchSpace(**d["space"])
+    pred = LatencyPredictor(MODELS[kind].from_state(d["model"]), FeatureSchema.from_dict(d["feature_schema"]),
+                            d["device"], space, d.get("metrics"), d.get("train"))
+    if d.get("space_fingerprint") and d["space_fingerprint"] != space.fingerprint():
+        raise HatError(f"{p}: space fingerprint mismatch (file corrupted or edited)")
+    return pred
+
+
+def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DEFAULT_MODEL, seed: int = 0,
+                  init: Optional[LatencyPredictor] = None, feature_kind: Optional[str] = None,
+                  val_records=None, val_fraction: float = 0.1, min_val: int = 20, sources: Sequence[str] = ()
+                  ) -> LatencyPredictor:
+    """Fit a latency predictor on measured records.
+
+    Args:
+        records: :class:`~hat.latency.records.LatencyRecord` list (HAT's files or ours).
+        device: device name stored in the artifact.
+        space: search space the predictor serves (HAT's files were sampled from a slightly wider space: fine).
+        model_kind: one of :data:`hat.predictor.models.MODEL_KINDS`.
+        seed: seeds the train/val split and the model's initialization.
+        init: few-shot transfer: start from (and regularize towards) this predictor of another device; its model
+            kind and features are reused.
+        feature_kind: override the feature kind (default: per model, ``layers`` when every row has a subnet).
+        val_records: explicit validation rows; else ``val_fraction`` of ``records`` is held out when at least
+            ``min_val`` rows would be (fewer rows: all are used for training, model selection by leave-one-out).
+        sources: data file names recorded in the artifact.
+    """
+    records = list(records)
+    if not records:
+        raise HatError("no latency rows to fit")
+    if init is not None:
+        init.check_space(space)
+        model_kind, schema = init.model_kind, init.schema
+        if schema.needs_subnet and any(r.subnet is None for r in records):
+            raise HatError("--init predictor uses per-layer features but the data has no 'subnet' column")
+    else:
+        have_subnets = all(r.subnet is not None for r in records)
+        schema = FeatureSchema.for_space(feature_kind or default_feature_kind(model_kind, have_subnets), space)
+    model = make_model(model_kind)
+    train = records
+    if val_records is None:
+        n_val = int(round(val_fraction * len(records)))
+        if n_val >= min_val:
+            tr, va, _ = split_indices(len(records), seed, (1.0 - val_fraction, val_fraction, 0.0))
+            train, val_records = [records[i] for i in tr], [records[i] for i in va]
+    X = schema.from_records(train)
+    y = np.array([r.latency_ms for r in train])
+    Xv = yv = None
+    if val_records:
+        Xv = schema.from_records(val_records)
+        yv = np.array([r.latency_ms for r in val_records])
+    model.fit(X, y, Xv, yv, seed=seed, init=init.model if init is not None else None)
+    pred = LatencyPredictor(model, schema, device, space,
+                            train={"n_train": len(train), "n_val": len(val_records or []), "seed": seed,
+                                   "sources": list(sources), "init_device": init.device if init else ""})
+    pred.metrics = {"train": regression_metrics(model.predict(X), y)}
+    if val_records:
+        pred.metrics["val"] = regression_metrics(model.predict(Xv), yv)
+    return pred
