@@ -212,9 +212,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _langs_for_input(args) -> tuple[str, str]:
     if args.source_lang and args.target_lang:
         return args.source_lang, args.target_lang
-    try:
-        return infer_langs(args.data, args.subset, args.source_lang, args.target_lang)
-    except HatError:
-        dicts = sorted(Path(p).name[5:-4] for p in glob.glob(os.path.join(args.data, "dict.*.txt")))
-        raise HatError(f"cannot tell source/target languages for --input; pass --source-lang/--target-lang "
-                       f"(dictionaries in {args.data}: {', '.join(dicts) or 'none'})") from None
+    # Any split's file names tell the pair (the --subset default need not exist for raw input).
+    splits = sorted({f.split(".")[0] for f in os.listdir(args.data) if f.endswith(".idx")})
+    for split in [args.subset] + [s for s in splits if s != args.subset]:
+        try:
+            return infer_langs(args.data, split, args.source_lang, args.target_lang)
+        except HatError:
+            continue
+    dicts = sorted(Path(p).name[5:-4] for p in glob.glob(os.path.join(args.data, "dict.*.txt")))
+    raise HatError(f"cannot tell source/target languages for --input; pass --source-lang/--target-lang "
+                   f"(dictionaries in {args.data}: {', '.join(dicts) or 'none'})")

@@ -366,11 +366,14 @@ class TransformerDecoder(nn.Module):
         causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril_()
         self_mask = causal[None, None] & prev_output_tokens.ne(self.padding_idx)[:, None, None, :]
         inner = [x]
+        cross_masks: dict[int, Tensor] = {}  # by number of attended encoder layers
         for i in range(self.active_layers):
             layer = self.layers[i]
             x, _, _ = layer.self_attn_block(x, attn_mask=self_mask)
             k, v = layer.cross_kv(encoder_out)
-            x = layer.cross_attn_block(x, k, v, layer.cross_mask(encoder_out.padding_mask))
+            if layer.num_ende not in cross_masks:
+                cross_masks[layer.num_ende] = layer.cross_mask(encoder_out.padding_mask)
+            x = layer.cross_attn_block(x, k, v, cross_masks[layer.num_ende])
             x = layer.ffn_block(x)
             inner.append(x)
         return self._output(x), {"attn": [None], "inner_states": [s.transpose(0, 1) for s in inner]}
@@ -383,6 +386,7 @@ class TransformerDecoder(nn.Module):
         x = self._embed(prev_output_tokens[:, -1:], pos)
         cache = incremental_state.setdefault(self._state_key, {})
         inner = [x]
+        cross_masks: dict[int, Tensor] = {}
         for i in range(self.active_layers):
             layer = self.layers[i]
             c = cache.get(i)
@@ -390,8 +394,9 @@ class TransformerDecoder(nn.Module):
                 ck, cv = layer.cross_kv(encoder_out)
                 c = cache[i] = {"cross_key": ck, "cross_value": cv}
             x, c["prev_key"], c["prev_value"] = layer.self_attn_block(x, c.get("prev_key"), c.get("prev_value"))
-            x = layer.cross_attn_block(x, c["cross_key"], c["cross_value"],
-                                       layer.cross_mask(encoder_out.padding_mask))
+            if layer.num_ende not in cross_masks:
+                cross_masks[layer.num_ende] = layer.cross_mask(encoder_out.padding_mask)
+            x = layer.cross_attn_block(x, c["cross_key"], c["cross_value"], cross_masks[layer.num_ende])
             x = layer.ffn_block(x)
             inner.append(x)
         return self._output(x), {"attn": [None], "inner_states": [s.transpose(0, 1) for s in inner]}

@@ -54,6 +54,7 @@ def test_load_checkpoint_dict_is_safe(fairseq_fixture, tmp_path):
     torch.save({"model": {}, "obj": datetime.date(2020, 1, 1)}, unsafe)  # not allow-listed
     with pytest.raises(HatError, match="trusted=True"):
         load_checkpoint_dict(unsafe)
+    assert load_checkpoint_dict(unsafe, trusted=True)["obj"] == datetime.date(2020, 1, 1)
 
 
 def test_save_reload_round_trip(fixture_model, reference, fairseq_fixture, tmp_path):
@@ -123,3 +124,19 @@ def test_load_rejects_unsupported_options(fairseq_fixture, tmp_path):
     torch.save({"cfg": ck["cfg"], "model": ck["model"]}, path)
     with pytest.raises(HatError, match="encoder_learned_pos"):
         load_transformer(path)
+
+
+def test_fairseq_loads_saved_checkpoint(fixture_model, reference, fairseq_fixture, tmp_path):
+    """Real fairseq (when importable) loads what we save and reproduces its reference outputs."""
+    checkpoint_utils = pytest.importorskip("fairseq.checkpoint_utils")
+    path = tmp_path / "checkpoint.pt"
+    save_transformer(fixture_model, path, src_dict_path=fairseq_fixture / "bin" / "dict.de.txt",
+                     tgt_dict_path=fairseq_fixture / "bin" / "dict.en.txt")
+    torch.serialization.add_safe_globals([argparse.Namespace])  # fairseq calls torch.load with the torch default
+    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(path)])
+    fm = models[0].eval()
+    with torch.no_grad():
+        out = fm(torch.from_numpy(reference["src_tokens"]), torch.from_numpy(reference["src_lengths"]),
+                 torch.from_numpy(reference["prev_output_tokens"]))
+        lp = fm.get_normalized_probs(out, log_probs=True).numpy()
+    assert np.abs(lp - reference["log_probs"]).max() < 1e-4

@@ -306,3 +306,24 @@ def test_step_is_exportable(tiny_super):
         # The step position is a runtime input, not a baked-in constant.
         args2 = (args[0], torch.tensor(5)) + args[2:]
         assert (ep.module()(*args2)[0] - Step(model.decoder)(*args2)[0]).abs().max() < TOL
+
+
+def test_encoder_exports_with_dynamic_shapes(tiny_super):
+    """torch.export of the encoder with dynamic batch and source length (no guards on the length)."""
+    model = tiny_super.get_active_subnet(tiny_super.space.sample(random.Random(5)))
+
+    class Enc(torch.nn.Module):
+        def __init__(self, enc):
+            super().__init__()
+            self.enc = enc
+
+        def forward(self, src):
+            out = self.enc(src)
+            return out.states[-1], out.padding_mask
+
+    batch, src_len = torch.export.Dim("batch"), torch.export.Dim("src_len")
+    src, _, _ = _batch(torch.Generator().manual_seed(0), [6, 4], [1, 1])
+    with torch.no_grad():
+        ep = torch.export.export(Enc(model.encoder), (src,), dynamic_shapes=({0: batch, 1: src_len},))
+        other, _, _ = _batch(torch.Generator().manual_seed(1), [9, 2, 5], [1, 1, 1])
+        assert (ep.module()(other)[0] - Enc(model.encoder)(other)[0]).abs().max() < TOL

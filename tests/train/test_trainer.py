@@ -177,3 +177,17 @@ def test_ddp_two_ranks_end_identical(tmp_path, task_yaml):
     assert load_checkpoint(tmp_path / "ddp" / "checkpoint_last.pt")["update"] == 3
     recs = _log(tmp_path / "ddp" / "train_log.jsonl")
     assert [r["update"] for r in recs if r["type"] == "train"] == [1, 2, 3]
+
+
+def test_training_after_validation(task_yaml):
+    """Validation runs under inference_mode; tables it caches must not break the next training step."""
+    cfg = load_train_config(task_yaml)
+    t = Trainer(cfg, progress=False)
+    v = t.validate()
+    assert v["loss"] > 0 and v["smallest_loss"] > 0
+    small = t.space.smallest()
+    t.active_subnet_for = lambda update: small
+    batch = t.train_data.batch(t.epoch_batches(1)[0])
+    s = t.train_step([batch])
+    assert s["ntokens"] > 0 and s["gnorm"] > 0
+    t.logger.close()

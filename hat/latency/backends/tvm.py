@@ -1,0 +1,86 @@
+"""Apache TVM backend (extra ``hat[tvm]``): the static SubTransformer compiled with Relax for the local CPU.
+
+``torch.export`` -> ``tvm.relax.frontend.torch.from_exported_program`` -> ``tvm.compile(target llvm)``, for the same
+two graphs as the ONNX export (encoder -> cross K/V; one decoder step with a dynamic-length self K/V cache), then
+HAT's loop in the Relax VM. Compiling takes tens of seconds per SubTransformer; meant for spot checks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from hat.errors import HatError
+from hat.latency.backends.base import Backend, Measurement
+from hat.latency.protocol import host_info
+from hat.space import SubnetConfig
+
+
+def _import_tvm():
+    try:
+        import tvm
+        from tvm import relax
+        from tvm.relax.frontend.torch import from_exported_program
+    except ImportError:
+        raise HatError("runtime tvm needs Apache TVM: pip install 'hat[tvm]'") from None
+    return tvm, relax, from_exported_program
+
+
+class TvmBackend(Backend):
+    """TVM Relax on this machine's CPU (``TVM_NUM_THREADS`` = the device's threads, set before first use)."""
+
+    name = "tvm"
+
+    def measure(self, subnet: SubnetConfig) -> Measurement:
+        # TVM's thread pool reads this once, when it starts.
+        os.environ.setdefault("TVM_NUM_THREADS", str(self.threads))
+        tvm, relax, from_exported_program = _import_tvm()
+        import numpy as np
+        import torch
+
+        from hat.export.onnx import _wrappers
+        from hat.latency.backends.eager import build_static_model
+        s = self.settings
+        model = build_static_model(subnet, s, self.qkv_dim)
+        enc_graph, step_graph = _wrappers(model)
+        target = tvm.target.Target({"kind": "llvm"})
+        src = torch.tensor(s.source_tokens(), dtype=torch.long)
+        with torch.no_grad():
+            enc_vm = relax.VirtualMachine(tvm.compile(from_exported_program(torch.export.export(enc_graph, (src,))),
+                                                      target=target), tvm.cpu())
+            enc_example = enc_graph(src)
+            rows = src.shape[0] * s.beam
+            cross = [x.repeat_interleave(s.beam, 0) for x in enc_example]
+            caches = []
+            for h in subnet.decoder_self_attention_heads:
+                caches += [torch.zeros(rows, h, 2, self.qkv_dim // h)] * 2
+            past = torch.export.Dim("past_len", min=0, max=max(s.tgt_len, 2))
+            shapes = (None, None, None, tuple([None] * (len(cross) - 1) + [{2: past}] * len(caches)))
+            ep = torch.export.export(step_graph, (torch.full((rows, 1), 2), torch.tensor(2), *cross, *caches),
+                                     dynamic_shapes=shapes)
+        dec_vm = relax.VirtualMachine(tvm.compile(from_exported_program(ep), target=target), tvm.cpu())
+
+        def arr(x):
+            return tvm.runtime.tensor(np.require(x, requirements="C"))
+
+        src_t = arr(src.numpy())
+        tokens = [arr(np.asarray(t, dtype=np.int64).reshape(-1, 1)) for t in s.target_tokens()]
+        steps = [arr(np.array(i, dtype=np.int64)) for i in range(s.tgt_len)]
+        empty = [arr(np.zeros((rows, h, 0, self.qkv_dim // h), np.float32))
+                 for h in subnet.decoder_self_attention_heads for _ in range(2)]
+        enc_ms, dec_ms = [], []
+        for i in range(s.warmup + s.repeats):
+            t0 = time.perf_counter_ns()
+            enc_out = enc_vm["main"](src_t)
+            t1 = time.perf_counter_ns()
+            feeds = [arr(np.repeat(o.numpy(), s.beam, axis=0)) for o in enc_out]
+            cache = empty
+            for tok, step in zip(tokens, steps):
+                out = dec_vm["main"](tok, step, *feeds, *cache)
+                cache = list(out)[1:]
+            t2 = time.perf_counter_ns()
+            if i >= s.warmup:
+                enc_ms.append((t1 - t0) / 1e6)
+                dec_ms.append((t2 - t1) / 1e6)
+        version = f"tvm {tvm.__version__}"
+        return Measurement(enc_ms, dec_ms, host=host_info(version), threads=self.threads, runtime_version=version)

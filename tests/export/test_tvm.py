@@ -1,0 +1,52 @@
+"""hat.export.tvm: host build decodes like PyTorch; rpi4 cross-compiles to aarch64. Skipped without tvm."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+tvm = pytest.importorskip("tvm")
+
+from hat.export.tvm import TvmTranslator, export_tvm  # noqa: E402
+from hat.nn import ModelConfig, Transformer  # noqa: E402
+from hat.space import SubnetConfig  # noqa: E402
+
+VOCAB = 32
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    # Two decoder layers, one attending to two encoder layers (arbitrary attention: cross length 2 x src_len).
+    subnet = SubnetConfig(encoder_embed_dim=32, decoder_embed_dim=32, encoder_layer_num=2, decoder_layer_num=2,
+                          encoder_ffn_embed_dim=[64, 32], encoder_self_attention_heads=[2, 4],
+                          decoder_ffn_embed_dim=[32, 64], decoder_self_attention_heads=[4, 2],
+                          decoder_ende_attention_heads=[2, 4], decoder_arbitrary_ende_attn=[1, -1])
+    torch.manual_seed(0)
+    model = Transformer(subnet, ModelConfig(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, dropout=0.0), 32).eval()
+    with torch.no_grad():
+        model.decoder.embed_tokens.weight.mul_(6.0)  # peaked outputs: hypotheses end before max_len
+    return model
+
+
+def test_host_build_matches_pytorch_beam(tiny, tmp_path):
+    from hat.generate import SequenceGenerator
+    from hat.runtime import translate_dataset
+    export_tvm(tiny, tmp_path, target="host")
+    g = torch.Generator().manual_seed(3)
+    srcs = [torch.cat([torch.randint(4, VOCAB, (n,), generator=g), torch.tensor([2])]).numpy() for n in (1, 3, 6, 4)]
+    ours = translate_dataset(TvmTranslator(tmp_path, beam_size=3, max_len_b=10), srcs, batch_size=4)
+    ref = translate_dataset(SequenceGenerator(tiny, beam_size=3, max_len_b=10), srcs, batch_size=4)
+    assert [h.tokens.tolist() for h in ours] == [h.tokens.tolist() for h in ref]
+    assert [h.score for h in ours] == pytest.approx([h.score for h in ref], abs=1e-4)
+
+
+def test_rpi4_cross_compiles_to_aarch64(tiny, tmp_path):
+    import shutil
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.skip("aarch64-linux-gnu-gcc not installed")
+    paths = export_tvm(tiny, tmp_path, target="rpi4")
+    for p in (paths.encoder, paths.decoder_step):
+        head = p.read_bytes()[:20]
+        assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 0xB7  # EM_AARCH64
+    with pytest.raises(Exception, match="rpi4"):
+        TvmTranslator(tmp_path)

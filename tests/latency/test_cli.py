@@ -1,0 +1,66 @@
+"""hat-profile: dataset and single-config modes; bad input is one stderr line and exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from hat.cli.profile import main
+from hat.latency.records import read_latency_csv
+
+FAST = ["--src-len", "8", "--tgt-len", "5", "--vocab-size", "200", "--warmup", "1", "--repeats", "3"]
+
+
+def _one_error_line(capsys, rc):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.count("\n") == 0 and err.startswith("hat-profile: error:"), err
+    return err
+
+
+def test_dataset_mode_and_resume(tmp_path, capsys):
+    out = tmp_path / "lat.csv"
+    assert main(["--space", "multi30k_tiny", "--device", "debug", "--samples", "4", "--out", str(out),
+                 "--widen", "--seed", "2"] + FAST) == 0
+    first = read_latency_csv(out)
+    assert len(first) == 4 and all(r.device == "debug" for r in first)
+    assert main(["--space", "multi30k_tiny", "--device", "debug", "--samples", "6", "--out", str(out),
+                 "--widen", "--seed", "2", "--resume"] + FAST) == 0
+    recs = read_latency_csv(out)
+    assert len(recs) == 6 and [r.subnet for r in recs[:4]] == [r.subnet for r in first]
+    assert len({r.subnet.key() for r in recs}) == 6
+    assert "2 SubTransformers" in capsys.readouterr().out
+
+
+def test_single_config_ort(tmp_path, capsys, tiny_space):
+    p = tmp_path / "subnet.yaml"
+    tiny_space.smallest().save_yaml(p, space="multi30k_tiny")
+    assert main(["--config", str(p), "--device", "cpu"] + FAST) == 0
+    out = capsys.readouterr().out
+    for key in ("latency_encoder_ms", "latency_decoder_ms", "latency_total_ms", "params:", "flops:"):
+        assert key in out
+
+
+@pytest.mark.parametrize("case", ["unknown_device", "malformed_yaml", "outside_space", "malformed_device",
+                                  "no_space", "samples_without_out"])
+def test_bad_input_exit_2(tmp_path, capsys, tiny_space, case):
+    sub = tmp_path / "subnet.yaml"
+    tiny_space.smallest().save_yaml(sub)
+    args = ["--config", str(sub), "--device", "debug", "--space", "multi30k_tiny"]
+    if case == "unknown_device":
+        args[3] = "no_such_device"
+    elif case == "malformed_yaml":
+        sub.write_text("subnet: {encoder_embed_dim: [96\n")
+    elif case == "outside_space":
+        args[5] = "wmt14_space0"
+    elif case == "malformed_device":
+        (tmp_path / "d.yaml").write_text("name: d\nruntime: onnxruntime\nthreads: many\n")
+        args[3] = str(tmp_path / "d.yaml")
+    elif case == "no_space":
+        args = args[:4]
+    elif case == "samples_without_out":
+        args = ["--samples", "3", "--device", "debug", "--space", "multi30k_tiny"]
+    err = _one_error_line(capsys, main(args))
+    expect = {"unknown_device": "no_such_device", "malformed_yaml": "malformed YAML",
+              "outside_space": "outside search space", "malformed_device": "threads",
+              "no_space": "--space", "samples_without_out": "--out"}[case]
+    assert expect in err
