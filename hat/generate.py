@@ -99,3 +99,12 @@ class SequenceGenerator:
             return lprobs[:, -1, :].float().numpy()
 
         return self.search.search(bsz, src_len, step_fn)
+
+    def greedy(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor) -> list[Hypothesis]:
+        """Greedy decoding (fairseq ``--beam 1``): the single hypothesis per sentence."""
+        saved = self.search.beam_size
+        self.search.beam_size = 1
+        try:
+            return [h[0] for h in self.generate(src_tokens, src_lengths)]
+        finally:
+            self.search.beam_size = saved

@@ -142,6 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.beam < 1 or args.batch_size < 1:
         raise HatError("--beam and --batch-size must be >= 1")
+    if args.reference_output and args.input is not None:
+        raise HatError("--reference-output needs a binarized split with targets (not --input)")
     import torch
 
     from hat.data.dictionary import Dictionary
@@ -196,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _write_lines(args.output, hyps)
     if args.reference_output:
         if refs is None:
-            raise HatError("--reference-output needs a binarized split with targets (not --input)")
+            raise HatError(f"{args.subset} has no target side in {args.data}: nothing for --reference-output")
         _write_lines(args.reference_output, refs)
     if not args.quiet:
         print(f"hat-translate: {len(hyps)} sentences in {elapsed:.1f}s ({len(hyps) / max(elapsed, 1e-9):.1f} "

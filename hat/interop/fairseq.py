@@ -105,6 +105,9 @@ def transformer_from_state(sd: dict, args: dict, where: str = "checkpoint") -> T
     arch = args.get("arch") or args.get("_name") or ""
     if arch and not arch.startswith("transformer"):
         raise HatError(f"{where}: fairseq arch '{arch}' is not a transformer")
+    if arch.startswith(("transformersuper", "transformer_lm")):
+        raise HatError(f"{where}: fairseq arch '{arch}' is not supported (only encoder-decoder 'transformer*' "
+                       f"architectures; HAT's own SuperTransformer checkpoints use a different layout)")
     bad = [k for k in _UNSUPPORTED_TRUE if args.get(k)]
     if args.get("adaptive_softmax_cutoff"):
         bad.append("adaptive_softmax_cutoff")

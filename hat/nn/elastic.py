@@ -37,6 +37,7 @@ class ElasticLinear(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, gain: float = 1.0) -> None:
+        """Xavier-uniform weight (fairseq/HAT), zero bias."""
         nn.init.xavier_uniform_(self.weight, gain=gain)
         if self.bias is not None:
             nn.init.zeros_(self.bias)

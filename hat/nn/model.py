@@ -245,6 +245,12 @@ class TransformerDecoderLayer(_FFNMixin, nn.Module):
                                               self.final_layer_norm))
 
 
+def _set_stack_dropout(stack: nn.Module, dropout: float, activation_dropout: float) -> None:
+    stack.dropout = dropout
+    for layer in stack.layers:
+        layer.dropout, layer.activation_dropout = dropout, activation_dropout
+
+
 def _embed_scale(cfg: ModelConfig, dim: int) -> float:
     return 1.0 if cfg.no_scale_embedding else math.sqrt(dim)
 
@@ -266,8 +272,14 @@ class TransformerEncoder(nn.Module):
         self.layer_norm = ElasticLayerNorm(embed_dim) if cfg.normalize_before else None
         self.active_dim = embed_dim
         self.active_layers = len(self.layers)
+        self.dropout = cfg.dropout
+
+    def set_dropout(self, dropout: float, activation_dropout: float) -> None:
+        """Dropout of embeddings and residual branches, and after the FFN activation (all layers)."""
+        _set_stack_dropout(self, dropout, activation_dropout)
 
     def set_active(self, embed_dim: int, layer_num: int, ffn_dims: list[int], heads: list[int]) -> None:
+        """Run the first ``layer_num`` layers at width ``embed_dim`` with per-layer FFN dims and heads."""
         self.active_dim = embed_dim
         self.active_layers = layer_num
         for i in range(layer_num):
@@ -281,7 +293,7 @@ class TransformerEncoder(nn.Module):
         padding_mask = src_tokens.eq(self.padding_idx)
         x = _embed_scale(self.cfg, d) * self.embed_tokens(src_tokens, d)
         x = x + self.embed_positions(src_tokens, d)
-        x = F.dropout(x, self.cfg.dropout, self.training)
+        x = F.dropout(x, self.dropout, self.training)
         x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
         attn_mask = padding_mask.logical_not()[:, None, None, :]
         states = []
@@ -326,10 +338,17 @@ class TransformerDecoder(nn.Module):
             nn.init.normal_(self.output_projection.weight, mean=0.0, std=embed_dim ** -0.5)
         self.active_dim = embed_dim
         self.active_layers = len(self.layers)
+        self.dropout = cfg.dropout
         self._state_key = f"decoder.{uuid.uuid4().hex}"  # namespace in a shared fairseq-style incremental_state
+
+    def set_dropout(self, dropout: float, activation_dropout: float) -> None:
+        """Dropout of embeddings and residual branches, and after the FFN activation (all layers)."""
+        _set_stack_dropout(self, dropout, activation_dropout)
 
     def set_active(self, embed_dim: int, encoder_embed_dim: int, layer_num: int, ffn_dims: list[int],
                    heads: list[int], ende_heads: list[int], arbitrary_ende_attn: list[int]) -> None:
+        """Run the first ``layer_num`` layers at width ``embed_dim`` (keys/values of encoder attention read
+        ``encoder_embed_dim`` features) with per-layer FFN dims, heads and arbitrary-attention genes."""
         self.active_dim = embed_dim
         self.active_layers = layer_num
         for i in range(layer_num):
@@ -342,7 +361,7 @@ class TransformerDecoder(nn.Module):
     def _embed(self, tokens: Tensor, positions: Tensor) -> Tensor:
         d = self.active_dim
         x = _embed_scale(self.cfg, d) * self.embed_tokens(tokens, d) + positions
-        return F.dropout(x, self.cfg.dropout, self.training)
+        return F.dropout(x, self.dropout, self.training)
 
     def _output(self, x: Tensor) -> Tensor:
         if self.layer_norm is not None:

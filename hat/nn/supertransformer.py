@@ -20,13 +20,17 @@ class SuperTransformer(EncoderDecoderModel):
     Args:
         space: search space; its max dims size the weights, its ``qkv_dim`` the attention projections.
         cfg: vocabulary sizes, special symbols, dropout, norm placement.
+        scale_dropout: as HAT, scale ``dropout`` and ``activation_dropout`` of each stack by
+            ``active embed dim / max embed dim`` (narrower SubTransformers are regularized less). Attention dropout
+            is not scaled. Extracted static models use the unscaled ``cfg`` values.
 
     The active subnet starts as ``space.largest()``.
     """
 
-    def __init__(self, space: SearchSpace, cfg: ModelConfig):
+    def __init__(self, space: SearchSpace, cfg: ModelConfig, scale_dropout: bool = True):
         super().__init__()
         self.space = space
+        self.scale_dropout = scale_dropout
         self._build(cfg, space.qkv_dim, space.max_encoder_embed_dim, space.max_decoder_embed_dim,
                     [space.max_encoder_ffn_embed_dim] * space.max_encoder_layer_num,
                     [space.max_decoder_ffn_embed_dim] * space.max_decoder_layer_num)
@@ -58,6 +62,11 @@ class SuperTransformer(EncoderDecoderModel):
         """
         self._check_fits(subnet)
         self._apply_subnet(subnet)
+        if self.scale_dropout:
+            c = self.cfg
+            for stack, dim, cap in ((self.encoder, subnet.encoder_embed_dim, self.space.max_encoder_embed_dim),
+                                    (self.decoder, subnet.decoder_embed_dim, self.space.max_decoder_embed_dim)):
+                stack.set_dropout(c.dropout * dim / cap, c.activation_dropout * dim / cap)
         self.active_subnet = subnet
 
     def sample_active_subnet(self, rng: random.Random) -> SubnetConfig:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
+from operator import attrgetter
 from typing import Sequence
 
 import numpy as np
@@ -93,10 +94,15 @@ def cost_terms(h: np.ndarray, cs: CostSetting, n_ende_sum: np.ndarray | None = N
                      dec_out, weights, enc_k, dec_k, enc_hk, dec_hk, total], axis=1)
 
 
-def _padded(configs: Sequence[SubnetConfig], gene: str, lengths: np.ndarray, width: int) -> np.ndarray:
-    flat = np.fromiter(chain.from_iterable(getattr(c, gene) for c in configs), dtype=np.float64,
-                       count=int(lengths.sum()))
-    out = np.zeros((len(configs), width))
+_GENES = ("encoder_embed_dim", "decoder_embed_dim", "encoder_layer_num", "decoder_layer_num",
+          "encoder_ffn_embed_dim", "encoder_self_attention_heads", "decoder_ffn_embed_dim",
+          "decoder_self_attention_heads", "decoder_ende_attention_heads", "decoder_arbitrary_ende_attn")
+_GET_GENES = attrgetter(*_GENES)
+
+
+def _padded(lists: Sequence[list], lengths: np.ndarray, width: int) -> np.ndarray:
+    flat = np.fromiter(chain.from_iterable(lists), dtype=np.float64, count=int(lengths.sum()))
+    out = np.zeros((len(lengths), width))
     mask = np.arange(width)[None, :] < lengths[:, None]
     out[mask] = flat
     return out
@@ -163,20 +169,22 @@ class FeatureSchema:
         n = len(configs)
         if n == 0:
             return np.zeros((0, self.dim))
-        el = np.fromiter((c.encoder_layer_num for c in configs), dtype=np.int64, count=n)
-        dl = np.fromiter((c.decoder_layer_num for c in configs), dtype=np.int64, count=n)
+        # One C-level pass over the configs (attrgetter + zip), then numpy: ~5 us per config.
+        cols = list(zip(*map(_GET_GENES, configs)))
+        el = np.array(cols[2], dtype=np.int64)
+        dl = np.array(cols[3], dtype=np.int64)
         if el.max() > self.max_encoder_layers or dl.max() > self.max_decoder_layers:
             raise HatError(f"subnet has more layers than the predictor's space allows "
                            f"({self.max_encoder_layers} encoder / {self.max_decoder_layers} decoder)")
-        ee = np.fromiter((c.encoder_embed_dim for c in configs), dtype=np.float64, count=n)
-        de = np.fromiter((c.decoder_embed_dim for c in configs), dtype=np.float64, count=n)
+        ee = np.array(cols[0], dtype=np.float64)
+        de = np.array(cols[1], dtype=np.float64)
         E, D = self.max_encoder_layers, self.max_decoder_layers
-        ef = _padded(configs, "encoder_ffn_embed_dim", el, E)
-        eh = _padded(configs, "encoder_self_attention_heads", el, E)
-        dfn = _padded(configs, "decoder_ffn_embed_dim", dl, D)
-        dh = _padded(configs, "decoder_self_attention_heads", dl, D)
-        dch = _padded(configs, "decoder_ende_attention_heads", dl, D)
-        da = _padded(configs, "decoder_arbitrary_ende_attn", dl, D)
+        ef = _padded(cols[4], el, E)
+        eh = _padded(cols[5], el, E)
+        dfn = _padded(cols[6], dl, D)
+        dh = _padded(cols[7], dl, D)
+        dch = _padded(cols[8], dl, D)
+        da = _padded(cols[9], dl, D)
         elf, dlf = el.astype(np.float64), dl.astype(np.float64)
         h = np.stack([ee, elf, ef.sum(1) / elf, eh.sum(1) / elf, de, dlf, dfn.sum(1) / dlf, dh.sum(1) / dlf,
                       dch.sum(1) / dlf, da.sum(1) / dlf], axis=1)

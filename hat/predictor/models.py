@@ -44,45 +44,44 @@ class CostLinear:
     Latency of a dense Transformer at batch 1 is close to linear in MACs, weight bytes and kernel counts, with
     device-specific coefficients; weighting rows by 1/latency fits relative error (what MAPE and the search's
     latency constraint care about). Ridge strength is chosen on the validation rows when given, else by exact
-    leave-one-out. With ``init`` (few-shot transfer) the ridge pulls towards the source device's coefficients,
-    rescaled to the target by one least-squares factor, so 10 target rows are enough.
+    leave-one-out. With ``init`` (few-shot transfer) the source device's predicted latency is an extra, unpenalized
+    feature: with few target rows the ridge keeps "a * source + b", with more it learns the target's own costs.
     """
 
     kind = "cost_linear"
 
     def __init__(self):
         self.mu = self.sd = self.w = None
+        self.source = None  # few-shot transfer: the source device's model; its prediction is one more feature
         self.scale = 1.0
         self.floor_ms = 0.0
         self.ridge = 0.0
 
     def _design(self, X):
-        return np.concatenate([(X - self.mu) / self.sd, np.ones((len(X), 1))], axis=1)
+        cols = [(X - self.mu) / self.sd]
+        if self.source is not None:
+            cols.append(self.source.predict(X)[:, None] / self.scale)
+        cols.append(np.ones((len(X), 1)))
+        return np.concatenate(cols, axis=1)
 
     def fit(self, X, y, X_val=None, y_val=None, seed: int = 0, init: "CostLinear | None" = None) -> "CostLinear":
         X = np.asarray(X, np.float64)
         y = np.asarray(y, np.float64)
-        if init is not None:
-            if init.mu.shape != (X.shape[1],):
-                raise HatError(f"--init predictor has {init.mu.shape[0]} features, this data has {X.shape[1]}")
-            self.mu, self.sd = init.mu, init.sd
-        else:
-            self.mu, self.sd = _standardize_stats(X)
+        if init is not None and init.mu.shape != (X.shape[1],):
+            raise HatError(f"--init predictor has {init.mu.shape[0]} features, this data has {X.shape[1]}")
+        self.source = init
+        self.mu, self.sd = _standardize_stats(X)
         self.scale = float(np.exp(np.mean(np.log(y))))
         self.floor_ms = float(0.1 * y.min())
         A = self._design(X)
         t = y / self.scale
         B = A / t[:, None]  # row i scaled by 1/t_i: residual = relative error
         d = A.shape[1]
-        P = np.eye(d)
-        P[-1, -1] = 0.0 if init is None else 1.0
-        w0 = np.zeros(d)
-        if init is not None:
-            p_src = init.predict(X)
-            c = float(np.sum(p_src / y) / np.sum((p_src / y) ** 2))  # weighted LS scale factor target/source
-            w0 = init.w * (init.scale * c / self.scale)
+        # Penalize the cost-term coefficients only: the intercept (and, in transfer, the source device's
+        # prediction) stay free, so a strong ridge falls back to "target = a * source + b".
+        P = np.diag(np.r_[np.ones(X.shape[1]), np.zeros(d - X.shape[1])])
         G = B.T @ B
-        rhs0 = B.T @ np.ones(len(y))
+        rhs = B.T @ np.ones(len(y))
         n = len(y)
         best = None
         for lam in RIDGE_GRID:
@@ -91,7 +90,7 @@ class CostLinear:
                 Minv = np.linalg.inv(M)
             except np.linalg.LinAlgError:
                 continue
-            w = Minv @ (rhs0 + lam * n * (P @ w0))
+            w = Minv @ rhs
             if X_val is not None and y_val is not None and len(y_val) >= 5:
                 self.w = w
                 score = _mape(self.predict(X_val), np.asarray(y_val, np.float64))
@@ -114,13 +113,15 @@ class CostLinear:
 
     def state(self) -> dict:
         return {"mu": _t(self.mu), "sd": _t(self.sd), "w": _t(self.w), "scale": self.scale,
-                "floor_ms": self.floor_ms, "ridge": float(self.ridge)}
+                "floor_ms": self.floor_ms, "ridge": float(self.ridge),
+                "source": self.source.state() if self.source is not None else {}}
 
     @classmethod
     def from_state(cls, s: dict) -> "CostLinear":
         m = cls()
         m.mu, m.sd, m.w = _np(s["mu"]), _np(s["sd"]), _np(s["w"])
         m.scale, m.floor_ms, m.ridge = float(s["scale"]), float(s["floor_ms"]), float(s["ridge"])
+        m.source = cls.from_state(s["source"]) if s.get("source") else None
         return m
 
 

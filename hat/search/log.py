@@ -36,16 +36,18 @@ class SearchLog:
         path: the ``search_log.jsonl`` file.
         header: run identity (settings, budgets, seed, space fingerprint...); a resumed log must have the same one.
         resume: read an existing log instead of starting a new one (a missing or empty file starts fresh).
+        write: False = read only (non-zero ranks of a distributed search: rank 0 writes).
     """
 
-    def __init__(self, path: str | os.PathLike, header: dict, resume: bool = False):
+    def __init__(self, path: str | os.PathLike, header: dict, resume: bool = False, write: bool = True):
         self.path = Path(path)
+        self.write = write
         self.header = json.loads(json.dumps(header))  # normalize tuples etc. to what a reload gives
         self._records: list[dict] = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.path.is_file() and self.path.stat().st_size > 0:
             self._load()
-        else:
+        elif write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._write_lines([{"type": "header", **self.header}])
 
     def _load(self) -> None:
@@ -66,7 +68,7 @@ class SearchLog:
             raise HatError(f"{self.path}: --resume with different settings than the logged run "
                            f"(differs in: {', '.join(diff)}); use another --out or drop --resume")
         self._records = recs[1:]
-        if len(recs) != len(lines):
+        if len(recs) != len(lines) and self.write:
             self._write_lines(recs)  # rewrite without the torn line so later appends stay valid
 
     def _write_lines(self, recs: list[dict]) -> None:
@@ -83,7 +85,9 @@ class SearchLog:
         return [r for r in self._records if run is None or r.get("run") == run]
 
     def append(self, record: dict) -> None:
-        """Append one record, flushed and fsync'd before returning."""
+        """Append one record, flushed and fsync'd before returning (no-op when read only)."""
+        if not self.write:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record, separators=(",", ":")) + "\n")
             f.flush()

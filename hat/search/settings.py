@@ -33,8 +33,10 @@ class SearchSettings:
     unique_population: bool = True
     # Candidates drawn (in total) while building the initial population before giving up on the budget.
     max_sample_attempts: int = 20000
-    # Candidates drawn per iteration while producing children that meet the budget (HAT loops forever).
-    max_child_attempts: int = 20000
+    # Candidates drawn per iteration and child kind (mutation / crossover) while producing children that meet the
+    # budget (HAT loops forever). When the parents have converged, crossovers rarely give new configs: the population
+    # is then left smaller rather than burning time.
+    max_child_attempts: int = 2000
     # Validation sentences scored per candidate (a fixed, seeded subset); null = the whole validation set (HAT).
     valid_subset: Optional[int] = None
     # Seed of the validation subset choice (independent of the search seed, so the fitness function is fixed).

@@ -293,6 +293,17 @@ class Trainer:
             raise HatError(f"{path} was trained with subnet {ck.get('subnet')}, this config trains {want_subnet}")
         if ck.get("space") != self.space.to_dict():
             raise HatError(f"{path} was trained on another search space than {self.space.name}")
+        # The batch list (hence the saved position in it) depends on these; resuming with others would skip or
+        # repeat data silently.
+        old_cfg = ck.get("train_config") or {}
+        for k in ("max_tokens", "update_freq", "seed", "train_subset"):
+            if k in old_cfg and old_cfg[k] != getattr(self.cfg, k):
+                raise HatError(f"{path}: {k} was {old_cfg[k]}, now {getattr(self.cfg, k)}; resume needs the same "
+                               f"value (or start a new run in another --save-dir)")
+        old_world = (ck.get("iterator") or {}).get("world_size", self.dist.world_size)
+        if old_world != self.dist.world_size:
+            raise HatError(f"{path}: trained with {old_world} processes, now {self.dist.world_size}; resume needs the "
+                           f"same number (data shards differ)")
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         if self.scaler is not None and ck.get("scaler"):
@@ -432,6 +443,7 @@ class Trainer:
     def state_dict(self, epoch: int, end_of_epoch: bool) -> dict:
         """The checkpoint dict (see :mod:`hat.train.checkpoint`)."""
         nxt = {"epoch": epoch + 1, "position": 0} if end_of_epoch else {"epoch": epoch, "position": self.position}
+        nxt["world_size"] = self.dist.world_size
         return {
             "model": self.model.state_dict(),
             "space": self.space.to_dict(),

@@ -260,10 +260,20 @@ def test_set_active_subnet_rejects_too_large(tiny_super):
         ModelConfig(src_vocab_size=10, tgt_vocab_size=12)
 
 
-def test_train_mode_dropout_runs_and_backprops(tiny_super, rng):
+@pytest.mark.parametrize("scale_dropout", [False, True])
+def test_train_mode_dropout_runs_and_backprops(tiny_super, rng, scale_dropout):
     sup = SuperTransformer(tiny_super.space, ModelConfig(VOCAB, VOCAB, dropout=0.3, attention_dropout=0.1,
-                                                         activation_dropout=0.1)).train()
-    sup.sample_active_subnet(rng)
+                                                         activation_dropout=0.1), scale_dropout=scale_dropout).train()
+    subnet = sup.sample_active_subnet(rng)
+    if scale_dropout:  # HAT: residual/activation dropout scaled by active/max embed dim (equal at max width)
+        subnet = dataclasses.replace(subnet, encoder_embed_dim=128, decoder_embed_dim=128)
+        sup.set_active_subnet(subnet)
+        sup.set_active_subnet(dataclasses.replace(subnet, encoder_embed_dim=96))
+        assert sup.encoder.layers[0].dropout == pytest.approx(0.3 * 96 / 128)
+        assert sup.encoder.layers[1].activation_dropout == pytest.approx(0.1 * 96 / 128)
+        assert sup.encoder.dropout == pytest.approx(0.3 * 96 / 128) and sup.decoder.dropout == 0.3
+        assert sup.get_active_subnet().encoder.layers[0].dropout == 0.3
+        sup.set_active_subnet(subnet)
     src, lengths, prev = _batch(torch.Generator().manual_seed(0), [5, 3], [4, 4])
     static = sup.get_active_subnet()
     assert static.training

@@ -7,7 +7,7 @@ from hat.errors import ConfigError, HatError
 from hat.search import (FitnessCache, SearchLog, SearchSettings, evolution_search, latency_range, load_settings)
 from hat.space import load_space
 
-from conftest import Counting, mismatch, toy_latency, toy_loss
+from hat.search.synthetic import Counting, mismatch, toy_latency, toy_loss
 
 
 @pytest.mark.parametrize("budget", [25.0, 35.0])

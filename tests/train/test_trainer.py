@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -64,6 +63,9 @@ def test_existing_run_needs_resume(task_yaml):
     from hat.errors import HatError
     with pytest.raises(HatError, match="--resume"):
         Trainer(cfg, progress=False)
+    other = load_train_config(task_yaml, ["max_update=1", "max_tokens=500"])
+    with pytest.raises(HatError, match="max_tokens was 400"):
+        Trainer(other, resume=True, progress=False)
 
 
 def test_fixed_subnet_from_supernet(task_yaml, tmp_path):
@@ -91,6 +93,7 @@ def _run_cli(args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra,kill_after", [
     ([], 5),                                                     # killed mid-epoch
     (["--set", "train_subset=valid", "--set", "max_tokens=1200"], 9),  # ~8 batches/epoch: resumes across epochs
@@ -163,6 +166,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_ranks_end_identical(tmp_path, task_yaml):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
