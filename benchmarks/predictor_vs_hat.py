@@ -56,20 +56,25 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--models", nargs="+", default=["hat_mlp", "cost_linear"])
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--results", default=None, help="JSONL of finished runs (resume)")
+    ap.add_argument("--results", nargs="+", default=None,
+                    help="JSONL file(s) of finished runs: resume from them (new runs go to the first)")
+    ap.add_argument("--summarize-only", action="store_true", help="print the table from --results, run nothing")
     args = ap.parse_args(argv)
     files = sorted(Path(args.data_dir).glob("*.csv"))
     if not files:
         print(f"no CSV files in {args.data_dir}", file=sys.stderr)
         return 2
     done = []
-    if args.results and os.path.exists(args.results):
-        done = [json.loads(line) for line in open(args.results) if line.strip()]
+    for path in args.results or []:
+        if os.path.exists(path):
+            done += [json.loads(line) for line in open(path) if line.strip()]
     have = {(r["dataset"], r["seed"], r["model"]) for r in done}
     # seed-major order: a partial run still covers every dataset
     tasks = [(str(f), s, m) for s in args.seeds for f in files for m in args.models if (f.stem, s, m) not in have]
+    if args.summarize_only:
+        tasks = []
     results = list(done)
-    out = open(args.results, "a") if args.results else None
+    out = open(args.results[0], "a") if args.results else None
     with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool:
         for r in pool.imap_unordered(run_one, tasks):
             results.append(r)

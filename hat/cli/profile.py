@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", required=True, help="device name (configs/devices/<name>.yaml) or YAML path")
     p.add_argument("--out", help="latency CSV to append to (dataset mode)")
     p.add_argument("--resume", action="store_true", help="skip configs already in --out")
-    p.add_argument("--seed", type=int, default=1, help="sampling seed (default 1)")
+    p.add_argument("--seed", type=int, default=1, help="sampling seed (default 1; the protocol's token seed is fixed)")
     p.add_argument("--widen", action="store_true", help="sample from the slightly widened space (as HAT does)")
     p.add_argument("--trust-on-first-use", action="store_true",
                    help="ssh devices: accept and save an unknown host key (default: refuse)")
@@ -67,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         device.threads = args.threads
     settings = ProfileSettings(src_len=args.src_len, tgt_len=args.tgt_len, beam=args.beam,
                                vocab_size=args.vocab_size, warmup=args.warmup, repeats=args.repeats,
-                               seed=args.seed, threads=device.threads)
+                               threads=device.threads)
     if args.config is not None:
         from hat.config import load_yaml
         meta = load_yaml(args.config)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import math
 import os
 import re
 import sys
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spm-model", help="sentencepiece model (default: DATA/spm.model)")
     p.add_argument("--output", "-o", help="hypotheses file (default: stdout)")
     p.add_argument("--reference-output", help="also write the references (same order and post-processing)")
+    p.add_argument("--fairseq-output", help="also write fairseq-generate style S-/T-/H-/P- lines (scores in base 2, "
+                   "as fairseq prints them) for diffing against fairseq-generate")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = leave as is)")
     p.add_argument("--quiet", action="store_true", help="no BLEU summary on stderr")
     return p
@@ -200,6 +203,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if refs is None:
             raise HatError(f"{args.subset} has no target side in {args.data}: nothing for --reference-output")
         _write_lines(args.reference_output, refs)
+    if args.fairseq_output:
+        _write_lines(args.fairseq_output, _fairseq_lines(best, hyps, refs, sources, codec))
     if not args.quiet:
         print(f"hat-translate: {len(hyps)} sentences in {elapsed:.1f}s ({len(hyps) / max(elapsed, 1e-9):.1f} "
               f"sentences/s), beam={args.beam}", file=sys.stderr)
@@ -209,6 +214,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _, line, sig = sacrebleu_corpus(hyps, refs)
             print(f"SacreBLEU: {line} | {sig}", file=sys.stderr)
     return 0
+
+
+def _fairseq_lines(best, hyps, refs, sources, codec) -> list[str]:
+    """fairseq-generate's per-sentence block (dataset-id order): S, T, H (score / ln 2), P (per-token, base 2)."""
+    ln2 = math.log(2)
+    out = []
+    for i, (h, text) in enumerate(zip(best, hyps)):
+        out.append(f"S-{i}\t{codec.src_dict.string(sources[i], bpe_symbol=codec.bpe_symbol)}")
+        if refs is not None:
+            out.append(f"T-{i}\t{refs[i]}")
+        out.append(f"H-{i}\t{h.score / ln2}\t{text}")
+        out.append(f"P-{i}\t{' '.join(f'{p / ln2:.4f}' for p in h.positional_scores.tolist())}")
+    return out
 
 
 def _langs_for_input(args) -> tuple[str, str]:

@@ -292,6 +292,8 @@ class RemoteOnnxRuntimeBackend(Backend):
                         raise HatError(f"device {self.device.name}: measuring config {res['id']} failed on the "
                                        f"device: {res['error']}")
                     subnet = pending.pop(res["id"])
+                    # A retry uploads only what is still pending.
+                    shutil.rmtree(os.path.join(local, f"cfg_{res['id']}"), ignore_errors=True)
                     progressed = True
                     yield subnet, Measurement(res["encoder_ms"], res["decoder_ms"], host=res.get("host", ""),
                                               threads=int(res.get("threads", self.threads)),

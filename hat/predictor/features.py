@@ -190,11 +190,12 @@ class FeatureSchema:
                       dch.sum(1) / dlf, da.sum(1) / dlf], axis=1)
         if self.kind == "hat10":
             return h
+        if self.kind == "hat10_cost":
+            # Same estimate as from_hat (averaged genes only), so configs map exactly like HAT's training rows.
+            return np.concatenate([h, cost_terms(h, self.cost)], axis=1)
         dmask = np.arange(D)[None, :] < dl[:, None]
         n_ende = np.where(dmask, _num_ende(da), 0.0)
         cost = cost_terms(h, self.cost, n_ende.sum(1))
-        if self.kind == "hat10_cost":
-            return np.concatenate([h, cost], axis=1)
         cs = self.cost
         S, T, B, Q = cs.src_len, cs.tgt_len, cs.beam, cs.qkv_dim
         emask = np.arange(E)[None, :] < el[:, None]

@@ -301,11 +301,15 @@ MODEL_KINDS = tuple(MODELS)
 DEFAULT_MODEL = "cost_linear"  # chosen on validation MAPE of HAT's four datasets (docs/benchmarks.md)
 
 
-def make_model(kind: str):
-    """A fresh, unfitted model of ``kind`` (one of :data:`MODEL_KINDS`)."""
+def make_model(kind: str, **options):
+    """A fresh, unfitted model of ``kind`` (one of :data:`MODEL_KINDS`); ``options`` go to its constructor
+    (e.g. ``steps=200`` for a quick MLP)."""
     if kind not in MODELS:
         raise HatError(f"unknown predictor model '{kind}'; choose one of {', '.join(MODEL_KINDS)}")
-    return MODELS[kind]()
+    try:
+        return MODELS[kind](**options)
+    except TypeError as e:
+        raise HatError(f"bad options for predictor model '{kind}': {e}") from None
 
 
 def default_feature_kind(model_kind: str, have_subnets: bool) -> str:

@@ -138,8 +138,8 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
 
 def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DEFAULT_MODEL, seed: int = 0,
                   init: Optional[LatencyPredictor] = None, feature_kind: Optional[str] = None,
-                  val_records=None, val_fraction: float = 0.1, min_val: int = 20, sources: Sequence[str] = ()
-                  ) -> LatencyPredictor:
+                  val_records=None, val_fraction: float = 0.1, min_val: int = 20, sources: Sequence[str] = (),
+                  model_options: Optional[dict] = None) -> LatencyPredictor:
     """Fit a latency predictor on measured records.
 
     Args:
@@ -154,6 +154,7 @@ def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DE
         val_records: explicit validation rows; else ``val_fraction`` of ``records`` is held out when at least
             ``min_val`` rows would be (fewer rows: all are used for training, model selection by leave-one-out).
         sources: data file names recorded in the artifact.
+        model_options: constructor options of the model (e.g. ``{"steps": 200}``); ignored with ``init``.
     """
     records = list(records)
     if not records:
@@ -166,7 +167,7 @@ def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DE
     else:
         have_subnets = all(r.subnet is not None for r in records)
         schema = FeatureSchema.for_space(feature_kind or default_feature_kind(model_kind, have_subnets), space)
-    model = make_model(model_kind)
+    model = make_model(model_kind, **({} if init is not None else (model_options or {})))
     train = records
     if val_records is None:
         n_val = int(round(val_fraction * len(records)))

@@ -32,6 +32,9 @@ LatencyFn = Callable[[list[SubnetConfig]], Sequence[float]]
 
 # Smallest batch of candidates drawn at once while filling a population (latency is predicted per batch).
 _MIN_DRAW = 16
+# Give up filling after this many draws in a row brought nothing new (converged parents mostly cross over into
+# configs already in the population); the population is then smaller for this iteration.
+_STALL_DRAWS = 500
 
 
 class FitnessCache:
@@ -154,27 +157,31 @@ class SearchResult:
 
 
 def _draw_feasible(make: Callable[[], SubnetConfig], need: int, latency: LatencyCache, budget_ms: float,
-                   max_attempts: int, seen: Optional[set]) -> tuple[list[SubnetConfig], list[float], float]:
+                   max_attempts: int, seen: Optional[set], stall_draws: Optional[int] = _STALL_DRAWS
+                   ) -> tuple[list[SubnetConfig], list[float], float]:
     """Draw candidates in batches until ``need`` meet the budget or ``max_attempts`` were drawn.
 
     Returns the accepted configs, their latencies and the lowest latency seen (for the infeasible-budget message).
-    ``seen`` (when given) rejects duplicates and is updated with the accepted keys.
+    ``seen`` (when given) rejects duplicates and is updated with the accepted keys. ``stall_draws`` (None = no limit)
+    stops early after that many draws in a row gave nothing.
     """
-    out, lats, fastest, attempts = [], [], float("inf"), 0
-    while len(out) < need and attempts < max_attempts:
+    out, lats, fastest, attempts, stall = [], [], float("inf"), 0, 0
+    while len(out) < need and attempts < max_attempts and (stall_draws is None or stall < stall_draws):
         n = min(max(need - len(out), _MIN_DRAW), max_attempts - attempts)
         batch = [make() for _ in range(n)]
         attempts += n
         for c, lat in zip(batch, latency(batch)):
             fastest = min(fastest, lat)
-            if len(out) >= need or lat > budget_ms:
+            if len(out) >= need:
+                break
+            stall += 1
+            if lat > budget_ms or (seen is not None and c.key() in seen):
                 continue
             if seen is not None:
-                if c.key() in seen:
-                    continue
                 seen.add(c.key())
             out.append(c)
             lats.append(lat)
+            stall = 0
     return out, lats, fastest
 
 
@@ -187,7 +194,7 @@ def initial_population(space: SearchSpace, latency: LatencyCache, budget_ms: flo
     """
     seen = set() if settings.unique_population else None
     popu, lats, fastest = _draw_feasible(lambda: space.sample(rng), settings.population_size, latency, budget_ms,
-                                         settings.max_sample_attempts, seen)
+                                         settings.max_sample_attempts, seen, stall_draws=None)
     if not popu:
         fastest = min(fastest, latency([space.smallest()])[0])
         raise HatError(f"latency budget {budget_ms:g} ms is infeasible: no config of space '{space.name}' meets it "

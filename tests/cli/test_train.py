@@ -89,3 +89,16 @@ def test_tiny_run(tmp_path, capsys, fairseq_fixture, amp):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["update"] == 2 and out["valid_loss"] > 0
     assert (tmp_path / "run" / "checkpoint_last.pt").is_file()
+
+
+def test_tensorboard_missing_is_a_user_error(tmp_path, capsys, fairseq_fixture):
+    try:
+        import tensorboard  # noqa: F401
+        pytest.skip("tensorboard is installed")
+    except ImportError:
+        pass
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump({**MINIMAL, "data": str(fairseq_fixture / "bin"), "save_dir": str(tmp_path / "o"),
+                                 "log_format": "tensorboard"}))
+    assert main(["--config", str(p), "--no-progress"]) == 2
+    assert "pip install tensorboard" in _one_line_error(capsys)

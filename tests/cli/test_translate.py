@@ -12,7 +12,7 @@ def valid_translation(fairseq_fixture, tmp_path_factory):
     d = tmp_path_factory.mktemp("tr")
     rc = main(["--checkpoint", str(fairseq_fixture / "checkpoint_best.pt"), "--data", str(fairseq_fixture / "bin"),
                "--subset", "valid", "--beam", "4", "--output", str(d / "hyp.txt"), "--reference-output",
-               str(d / "ref.txt"), "--quiet"])
+               str(d / "ref.txt"), "--fairseq-output", str(d / "gen.txt"), "--quiet"])
     assert rc == 0
     return d
 
@@ -28,6 +28,13 @@ def test_fairseq_parity_and_bleu(valid_translation, fairseq_fixture):
     assert same >= 190, f"{same}/200 hypotheses equal fairseq-generate's"
     assert refs == [ref["T"][i] for i in range(200)]
     assert abs(tokenized_bleu(hyps, refs).score() - 7.98) <= 0.1
+    # Scores too: fairseq prints length-normalized log2-probs; equal hypotheses must score the same.
+    with open(valid_translation / "gen.txt", encoding="utf-8") as f:
+        ours = parse_fairseq_generate(f)
+    for i in range(200):
+        if hyps[i] == ref["H"][i][1]:
+            assert ours["H"][i][0] == pytest.approx(ref["H"][i][0], abs=1e-3)
+            assert ours["H"][i][1] == hyps[i]
 
 
 def test_raw_text_input_matches_binarized(valid_translation, fairseq_fixture, tmp_path):

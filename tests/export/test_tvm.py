@@ -28,10 +28,23 @@ def tiny():
     return model
 
 
-def test_host_build_matches_pytorch_beam(tiny, tmp_path):
+def test_host_build_matches_pytorch_beam(tiny, tmp_path, capsys):
+    import dataclasses
+
+    from hat.cli.export import main
     from hat.generate import SequenceGenerator
     from hat.runtime import translate_dataset
-    export_tvm(tiny, tmp_path, target="host")
+    from hat.space import load_space
+    from hat.train.checkpoint import save_checkpoint
+    space = load_space("multi30k_tiny").to_dict()
+    space["qkv_dim"] = 32
+    ckpt = tmp_path / "static.pt"
+    save_checkpoint({"model": tiny.state_dict(), "space": space, "model_config": dataclasses.asdict(tiny.cfg),
+                     "subnet": tiny.subnet.to_dict()}, ckpt)
+    # Through the CLI: compiles both graphs and checks the first-step logits against PyTorch.
+    assert main(["--checkpoint", str(ckpt), "--format", "tvm", "--out", str(tmp_path / "tvm")]) == 0
+    assert "max |logit diff| vs PyTorch" in capsys.readouterr().out
+    tmp_path = tmp_path / "tvm"
     g = torch.Generator().manual_seed(3)
     srcs = [torch.cat([torch.randint(4, VOCAB, (n,), generator=g), torch.tensor([2])]).numpy() for n in (1, 3, 6, 4)]
     ours = translate_dataset(TvmTranslator(tmp_path, beam_size=3, max_len_b=10), srcs, batch_size=4)

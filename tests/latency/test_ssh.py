@@ -102,3 +102,26 @@ def test_connection_refused_names_device(tiny_space, tmp_path):
     with pytest.raises(HatError, match=r"device ghost .*gave up after 2 retries"):
         profile([tiny_space.smallest()], backend)
     assert sleeps == [0.01, 0.02]
+
+
+def test_auth_failure_retried_then_named(sshd, tiny_space, tmp_path):
+    import subprocess
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    dev = load_device(sshd.device_yaml(tmp_path / "dev.yaml", key_file=str(other), retries=1, backoff_s=0.01))
+    with get_backend(dev, SETTINGS, tiny_space.qkv_dim) as backend:
+        with pytest.raises(HatError, match=r"device loopback_ssh .*authentication failed.*1 retries"):
+            profile([tiny_space.smallest()], backend)
+
+
+def test_changed_host_key_refused(sshd, tiny_space, tmp_path):
+    import subprocess
+    fake = tmp_path / "fake_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(fake)], check=True)
+    kind, key = (tmp_path / "fake_host_key.pub").read_text().split()[:2]
+    kh = tmp_path / "kh"
+    kh.write_text(f"[127.0.0.1]:{sshd.port} {kind} {key}\n")
+    dev = load_device(sshd.device_yaml(tmp_path / "dev.yaml", known_hosts=kh))
+    with get_backend(dev, SETTINGS, tiny_space.qkv_dim) as backend:
+        with pytest.raises(HatError, match="does not match"):
+            profile([tiny_space.smallest()], backend)

@@ -69,3 +69,15 @@ def test_missing_meta_is_a_hat_error(tmp_path):
     from hat.errors import HatError
     with pytest.raises(HatError, match="meta.json"):
         OnnxTranslator(tmp_path)
+
+
+def test_vocabulary_matches_dictionary(fairseq_fixture):
+    from hat.data.dictionary import Dictionary
+    from hat.runtime import Vocabulary
+    path = fairseq_fixture / "bin" / "dict.en.txt"
+    v, d = Vocabulary.load(path), Dictionary.load(path)
+    assert v.symbols == d.symbols and len(v) == len(d) == 10040
+    line = "A man in a zzzunknownzzz shirt ."
+    assert v.encode_line(line).tolist() == d.encode_line(line).tolist()
+    ids = d.encode_line(line)
+    assert v.string(ids.numpy()) == d.string(ids)

@@ -10,4 +10,4 @@ from hat.search import SearchSettings
 @pytest.fixture
 def small_settings() -> SearchSettings:
     """HAT's algorithm at a third of the size, for fast tests."""
-    return SearchSettings(population_size=40, parent_size=10, mutation_size=15, crossover_size=15, iterations=12)
+    return SearchSettings(population_size=30, parent_size=8, mutation_size=11, crossover_size=11, iterations=10)
