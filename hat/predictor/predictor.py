@@ -154,7 +154,7 @@ def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DE
         val_records: explicit validation rows; else ``val_fraction`` of ``records`` is held out when at least
             ``min_val`` rows would be (fewer rows: all are used for training, model selection by leave-one-out).
         sources: data file names recorded in the artifact.
-        model_options: constructor options of the model (e.g. ``{"steps": 200}``); ignored with ``init``.
+        model_options: constructor options of the model (e.g. ``{"steps": 200}``).
     """
     records = list(records)
     if not records:
@@ -167,7 +167,7 @@ def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DE
     else:
         have_subnets = all(r.subnet is not None for r in records)
         schema = FeatureSchema.for_space(feature_kind or default_feature_kind(model_kind, have_subnets), space)
-    model = make_model(model_kind, **({} if init is not None else (model_options or {})))
+    model = make_model(model_kind, **(model_options or {}))
     train = records
     if val_records is None:
         n_val = int(round(val_fraction * len(records)))

@@ -2,7 +2,6 @@
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -86,7 +85,7 @@ def test_pareto_budgets_write_one_subnet_each(setup, tmp_path):
     out = tmp_path / "p"
     assert main(_args(setup, "--latency", "30ms,20ms", "--out", str(out))) == 0
     for b in (20, 30):
-        sub = SubnetConfig.load_yaml(out / f"subnet_{b}ms.yaml")
+        SubnetConfig.load_yaml(out / f"subnet_{b}ms.yaml")
         import yaml
         assert yaml.safe_load((out / f"subnet_{b}ms.yaml").read_text())["predicted_latency_ms"] <= b
     assert SubnetConfig.load_yaml(out / "subnet.yaml") == SubnetConfig.load_yaml(out / "subnet_30ms.yaml")

@@ -5,7 +5,6 @@ import pytest
 
 from hat.errors import ConfigError, HatError
 from hat.search import (FitnessCache, SearchLog, SearchSettings, evolution_search, latency_range, load_settings)
-from hat.space import load_space
 
 from hat.search.synthetic import Counting, mismatch, toy_latency, toy_loss
 

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from hat.search import (FrontPoint, SearchLog, SearchSettings, evolution_search, pareto_front, pareto_search,
+from hat.search import (FrontPoint, SearchLog, evolution_search, pareto_front, pareto_search,
                         plot_front, spread_budgets)
 from hat.search.synthetic import Counting, toy_latency, toy_loss
 

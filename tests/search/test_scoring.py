@@ -4,13 +4,11 @@ import random
 import socket
 import subprocess
 import sys
-import textwrap
 
 import pytest
-import torch
 
 from hat.search.scoring import (distributed_map, make_predictor_latency_fn, make_supernet_score_fn,
-                                make_valid_batches, valid_subset_indices)
+                                valid_subset_indices)
 
 SETUP = """
 import torch
