@@ -92,14 +92,16 @@ def register(index_path: str, out: str, pred, data: Sequence[str]) -> None:
             return os.path.relpath(Path(p).resolve(), base)
         except ValueError:
             return str(Path(p).resolve())
-    val = pred.metrics.get("val") or pred.metrics.get("train", {})
+    split = "val" if pred.metrics.get("val") else "train"
+    val = pred.metrics[split]
     entries.append({
         "device": pred.device, "space": pred.space_name, "space_fingerprint": pred.space_fingerprint,
-        "file": rel(out), "model": pred.model_kind, "features": pred.feature_kind,
+        "path": rel(out), "model": pred.model_kind, "features": pred.feature_kind,
         "data": [{"file": rel(p), "sha256": _sha256(p)} for p in data],
         "n_train": int(pred.train.get("n_train", 0)), "n_val": int(pred.train.get("n_val", 0)),
-        "val_mape": round(float(val.get("mape", float("nan"))), 5),
-        "val_kendall_tau": round(float(val.get("kendall_tau", float("nan"))), 4),
+        "metrics_split": split,  # "val" = held-out rows; "train" = too few rows to hold any out
+        "mape": round(float(val["mape"]), 5), "kendall_tau": round(float(val["kendall_tau"]), 4),
+        "acc10": round(float(val["acc10"]), 4),
         "fitted": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
     d["predictors"] = entries
@@ -116,10 +118,11 @@ def _fit(args) -> int:
     from hat.space import load_space
     recs = _read(args.data)
     space = load_space(args.space or _default_space(args.data))
+    wide = space.widened()  # HAT (and hat-profile --widen) measure a slightly wider space: fine for fitting
     for i, r in enumerate(recs):
-        if r.subnet is not None and not space.contains(r.subnet):
-            raise HatError(f"row {i + 2} of the data: {space.violations(r.subnet)[0]} (space '{space.name}'); "
-                           f"pass the space it was measured in with --space")
+        if r.subnet is not None and not (space.contains(r.subnet) or wide.contains(r.subnet)):
+            raise HatError(f"a data row: {space.violations(r.subnet)[0]} (space '{space.name}', also outside its "
+                           f"widened version); pass the space it was measured in with --space")
     if args.register and any(r.subnet is None for r in recs):
         raise HatError("--register is only for the project's own measurements (rows with a subnet column); "
                        "HAT's published files can be fit but not registered")

@@ -99,17 +99,16 @@ def _call(prog: str, main: Callable[[Optional[Sequence[str]]], int], argv: list[
         raise HatError(f"stage '{prog}' failed (exit {rc}): {prog} {' '.join(map(str, argv))}")
 
 
-def find_multi30k(data_dir: Optional[str], workdir: Path) -> Path:
-    """Directory with Multi30k raw files (``train.de[.gz]`` ...): ``--data-dir`` or a download into the workdir."""
+def find_multi30k(data_dir: Optional[str], workdir: Path) -> dict:
+    """``{split: path prefix}`` of Multi30k raw files: from ``--data-dir``, else downloaded into the workdir."""
     from hat.data import multi30k
-    if data_dir:
-        return multi30k.find_multi30k(data_dir, (SRC, TGT))
-    dest = workdir / "raw"
-    return multi30k.download_multi30k(dest, langs=(SRC, TGT))
+    if not data_dir:
+        data_dir = multi30k.download_multi30k(workdir / "raw", langs=(SRC, TGT))
+    return multi30k.find_multi30k(data_dir, (SRC, TGT))
 
 
 def run_pipeline(args, preset: Preset) -> dict:
-    from hat.cli import (export, predictor, preprocess, profile, score, search, train, translate)
+    from hat.cli import export, predictor, preprocess, profile, search, train, translate
     w = Path(args.workdir)
     pl = Pipeline(w, preset, args.preset)
     data_bin = w / "data-bin"
@@ -118,13 +117,13 @@ def run_pipeline(args, preset: Preset) -> dict:
 
     def prepare():
         raw = find_multi30k(args.data_dir, w)
-        argv = ["--src", SRC, "--tgt", TGT, "--trainpref", raw / "train", "--validpref", raw / "val",
-                "--testpref", raw / "test_2016_flickr", "--destdir", data_bin, "--bpe-vocab", preset.bpe_vocab,
+        argv = ["--src", SRC, "--tgt", TGT, "--trainpref", raw["train"], "--validpref", raw["val"],
+                "--testpref", raw["test_2016_flickr"], "--destdir", data_bin, "--bpe-vocab", preset.bpe_vocab,
                 "--threads", threads, "-q"]
         if preset.max_train_lines:
             argv += ["--max-train-lines", preset.max_train_lines]
         _call("hat-preprocess", preprocess.main, argv)
-        return {"data_bin": str(data_bin), "raw": str(raw)}
+        return {"data_bin": str(data_bin), "raw": {k: str(v) for k, v in raw.items()}}
 
     def train_supernet():
         argv = ["--config", TASK, "--data", data_bin, "--save-dir", supernet_dir,
@@ -138,8 +137,10 @@ def run_pipeline(args, preset: Preset) -> dict:
     latency_csv = w / f"latency_{DEVICE}.csv"
 
     def profile_latency():
+        # The real vocabulary size, so the output projection costs what it will cost in deployment.
         argv = ["--space", SPACE, "--device", DEVICE, "--samples", preset.profile_samples, "--out", latency_csv,
-                "--resume", "--runs", preset.profile_runs]
+                "--resume", "--repeats", preset.profile_runs, "--vocab-size", vocab_size,
+                "--threads", 1]
         _call("hat-profile", profile.main, argv)
         return {"csv": str(latency_csv)}
 
@@ -162,12 +163,19 @@ def run_pipeline(args, preset: Preset) -> dict:
     search_dir = w / "search"
 
     def run_search(budgets_ms):
+        from hat.config import dump_yaml
+        from hat.search import load_settings
+        settings = load_settings("fast")
+        for k, v in dict(population_size=preset.search_population, parent_size=preset.search_parents,
+                         mutation_size=preset.search_mutations, crossover_size=preset.search_crossovers,
+                         iterations=preset.search_iterations, valid_subset=preset.valid_subset).items():
+            setattr(settings, k, v)
+        settings_yaml = w / "search_settings.yaml"
+        dump_yaml(asdict(settings), settings_yaml)
         argv = ["--supernet", supernet_dir / "checkpoint_best.pt", "--device", DEVICE,
                 "--predictor", predictor_path, "--data", data_bin, "--out", search_dir,
-                "--latency", ",".join(f"{b}ms" for b in budgets_ms), "--valid-subset", preset.valid_subset,
-                "--iterations", preset.search_iterations, "--population", preset.search_population,
-                "--parents", preset.search_parents, "--mutations", preset.search_mutations,
-                "--crossovers", preset.search_crossovers, "--seed", 1]
+                "--latency", ",".join(f"{b}ms" for b in budgets_ms), "--config", settings_yaml,
+                "--seed", 1, "--no-progress"]
         if (search_dir / "search_log.jsonl").is_file():
             argv.append("--resume")
         _call("hat-search", search.main, argv)
@@ -183,18 +191,23 @@ def run_pipeline(args, preset: Preset) -> dict:
         _call("hat-train", train.main, argv)
         return {"checkpoint": str(out / "checkpoint_best.pt"), "dir": str(out)}
 
-    def bleu(name, ckpt, out_dir):
+    def bleu(ckpt, out_dir):
+        from hat.score import read_lines, sacrebleu_corpus, tokenized_bleu
         out_dir = Path(out_dir)
-        hyp, ref, rep = out_dir / "test.hyp", out_dir / "test.ref", out_dir / "bleu.json"
+        hyp, ref = out_dir / "test.hyp", out_dir / "test.ref"
+        # max length 1.2 * src + 10 bounds decoding time of weak models (Multi30k targets are short).
         argv = ["--checkpoint", ckpt, "--data", data_bin, "--subset", "test", "--beam", preset.beam,
-                "--batch-size", 32, "--output", hyp, "--reference-output", ref]
-        if preset.test_sentences:
-            argv += ["--max-sentences", preset.test_sentences]
+                "--batch-size", 32, "--max-len-a", 1.2, "--max-len-b", 10, "--threads", threads,
+                "--output", hyp, "--reference-output", ref, "--quiet"]
         _call("hat-translate", translate.main, argv)
-        _call("hat-score", score.main, ["--hyp", hyp, "--ref", ref, "--json", rep])
-        return json.loads(rep.read_text())
+        hyps, refs = read_lines(hyp), read_lines(ref)
+        sacre, line, signature = sacrebleu_corpus(hyps, refs)
+        return {"sacrebleu": round(sacre, 2), "signature": signature, "sacrebleu_line": line,
+                "tokenized_bleu": round(tokenized_bleu(hyps, refs).score(), 2), "sentences": len(hyps)}
 
     pl.stage("prepare", prepare)
+    from hat.data import Dictionary
+    vocab_size = len(Dictionary.load(data_bin / f"dict.{TGT}.txt"))
     pl.stage("train_supernet", train_supernet)
     pl.stage("profile", profile_latency)
     pl.stage("predictor", fit_predictor)
@@ -204,11 +217,14 @@ def run_pipeline(args, preset: Preset) -> dict:
     for b in budgets:
         sub = found[str(b)]
         ft = pl.stage(f"finetune_{b}ms", lambda b=b, sub=sub: finetune(b, sub))
-        sc = pl.stage(f"bleu_{b}ms", lambda ft=ft: bleu(f"{b}ms", ft["checkpoint"], ft["dir"]))
-        meas = pl.stage(f"measure_{b}ms", lambda sub=sub: measure(sub))
-        rows.append(_row(b, sub, sc, meas))
+        sc = pl.stage(f"bleu_{b}ms", lambda ft=ft: bleu(ft["checkpoint"], ft["dir"]))
+        meas = pl.stage(f"measure_{b}ms", lambda sub=sub: measure(sub, vocab_size))
+        rows.append(_row(b, sub, ft["checkpoint"], sc, meas))
     best = max(rows, key=lambda r: r["bleu"])
-    pl.stage("export", lambda: _export(export.main, best, w / "export_onnx"))
+    onnx_dir = w / "export_onnx"
+    pl.stage("export", lambda: (_call("hat-export", export.main, ["--checkpoint", best["checkpoint"], "--format",
+                                                                  "onnx", "--out", onnx_dir, "--data", data_bin])
+                                or {"onnx_dir": str(onnx_dir), "model": best["name"]}))
     summary = {"preset": args.preset, "workdir": str(w), "budgets_ms": budgets, "models": rows,
                "best": best["name"]}
     (w / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -217,30 +233,31 @@ def run_pipeline(args, preset: Preset) -> dict:
 
 
 def _subnet_file(search_dir: Path, budget_ms: float) -> Path:
-    from hat.search.cli_io import budget_file_name  # the search writes one subnet YAML per budget
-    return search_dir / budget_file_name(budget_ms)
+    from hat.cli.search import _budget_tag  # the search writes one subnet YAML per budget
+    return search_dir / f"subnet_{_budget_tag(budget_ms)}ms.yaml"
 
 
-def measure(subnet_yaml: str) -> dict:
-    """Measured latency (ONNX Runtime, this CPU, HAT protocol) and size of a searched SubTransformer."""
-    from hat.latency.api import measure_subnet
+def measure(subnet_yaml: str, vocab_size: int, repeats: int = 10) -> dict:
+    """Measured latency (ONNX Runtime on this CPU, HAT's protocol) of a searched SubTransformer."""
+    from hat.latency.backends import get_backend
+    from hat.latency.devices import load_device
+    from hat.latency.protocol import ProfileSettings
     from hat.space import SubnetConfig, load_space
     cfg = SubnetConfig.load_yaml(subnet_yaml)
-    return measure_subnet(cfg, device=DEVICE, qkv_dim=load_space(SPACE).qkv_dim)
+    settings = ProfileSettings(vocab_size=vocab_size, repeats=repeats, threads=1)
+    m = get_backend(load_device(DEVICE), settings, qkv_dim=load_space(SPACE).qkv_dim).measure(cfg)
+    enc, dec, enc_std, dec_std = m.stats(settings.trim)
+    return {"encoder_ms": enc, "decoder_ms": dec, "latency_ms": enc + dec, "std_ms": [enc_std, dec_std]}
 
 
-def _row(budget_ms, subnet_yaml, bleu_report: dict, meas: dict) -> dict:
+def _row(budget_ms, subnet_yaml, checkpoint, bleu_report: dict, meas: dict) -> dict:
     from hat.config import load_yaml
     meta = load_yaml(subnet_yaml)
-    return {"name": f"HAT@{budget_ms}ms", "budget_ms": budget_ms,
+    return {"name": f"HAT@{budget_ms:g}ms", "budget_ms": budget_ms,
             "predicted_ms": meta.get("predicted_latency_ms"), "measured_ms": meas.get("latency_ms"),
             "params": meta.get("params"), "valid_loss_inherited": meta.get("valid_loss"),
-            "bleu": bleu_report.get("sacrebleu", bleu_report.get("bleu")), "subnet": str(subnet_yaml),
-            "checkpoint": str(Path(subnet_yaml))}
-
-
-def _export(export_main, best_row: dict, out: Path) -> dict:
-    raise NotImplementedError
+            "bleu": bleu_report["sacrebleu"], "tokenized_bleu": bleu_report["tokenized_bleu"],
+            "subnet": str(subnet_yaml), "checkpoint": str(checkpoint)}
 
 
 def print_summary(rows: list[dict], workdir: Path) -> None:

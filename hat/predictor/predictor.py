@@ -138,7 +138,7 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
 
 def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DEFAULT_MODEL, seed: int = 0,
                   init: Optional[LatencyPredictor] = None, feature_kind: Optional[str] = None,
-                  val_records=None, val_fraction: float = 0.1, min_val: int = 20, sources: Sequence[str] = (),
+                  val_records=None, val_fraction: float = 0.1, min_val: int = 10, sources: Sequence[str] = (),
                   model_options: Optional[dict] = None) -> LatencyPredictor:
     """Fit a latency predictor on measured records.
 

@@ -178,7 +178,7 @@ def test_cli_register_only_own_measurements(shared_dir, wmt, tmp_path, capsys):
                  "--index", str(idx)]) == 0
     from hat.config import load_yaml
     e = load_yaml(idx)["predictors"]
-    assert len(e) == 1 and e[0]["device"] == "cpu" and e[0]["file"] == "c.pt" and len(e[0]["data"][0]["sha256"]) == 64
+    assert len(e) == 1 and e[0]["device"] == "cpu" and e[0]["path"] == "c.pt" and len(e[0]["data"][0]["sha256"]) == 64
 
 
 @pytest.mark.parametrize("argv,match", [
