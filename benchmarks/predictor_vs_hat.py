@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     for path in args.results or []:
         if os.path.exists(path):
             done += [json.loads(line) for line in open(path) if line.strip()]
+    done = list({(r["dataset"], r["seed"], r["model"]): r for r in done}.values())  # one run per key
     have = {(r["dataset"], r["seed"], r["model"]) for r in done}
     # seed-major order: a partial run still covers every dataset
     tasks = [(str(f), s, m) for s in args.seeds for f in files for m in args.models if (f.stem, s, m) not in have]

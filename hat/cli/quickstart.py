@@ -42,22 +42,23 @@ class Preset:
     finetune_updates: int
     test_sentences: Optional[int]  # None = the whole test set (1,000)
     beam: int
+    valid_max_batches: int  # validation batches per epoch in training (0 = the whole validation set)
 
 
 PRESETS = {
     "tiny": Preset(bpe_vocab=4000, max_train_lines=None, max_tokens=4096, supernet_updates=1500,
                    profile_samples=60, profile_runs=5, search_iterations=8, search_population=40,
                    search_parents=10, search_mutations=15, search_crossovers=15, valid_subset=300,
-                   finetune_updates=300, test_sentences=None, beam=5),
+                   finetune_updates=300, test_sentences=None, beam=5, valid_max_batches=0),
     "small": Preset(bpe_vocab=8000, max_train_lines=None, max_tokens=4096, supernet_updates=8000,
                     profile_samples=300, profile_runs=10, search_iterations=20, search_population=125,
                     search_parents=25, search_mutations=50, search_crossovers=50, valid_subset=1014,
-                    finetune_updates=3000, test_sentences=None, beam=5),
+                    finetune_updates=3000, test_sentences=None, beam=5, valid_max_batches=0),
     # For tests and CI: every stage runs, on almost no data.
     "smoke": Preset(bpe_vocab=1000, max_train_lines=2000, max_tokens=1024, supernet_updates=6,
                     profile_samples=8, profile_runs=1, search_iterations=2, search_population=8,
                     search_parents=2, search_mutations=3, search_crossovers=3, valid_subset=32,
-                    finetune_updates=3, test_sentences=20, beam=2),
+                    finetune_updates=3, test_sentences=20, beam=2, valid_max_batches=2),
 }
 
 SRC, TGT = "de", "en"
@@ -128,7 +129,7 @@ def run_pipeline(args, preset: Preset) -> dict:
     def train_supernet():
         argv = ["--config", TASK, "--data", data_bin, "--save-dir", supernet_dir,
                 "--max-update", preset.supernet_updates, "--threads", threads,
-                "--set", f"max_tokens={preset.max_tokens}"]
+                "--set", f"max_tokens={preset.max_tokens}", "--set", f"valid_subset_max_batches={preset.valid_max_batches}"]
         if (supernet_dir / "checkpoint_last.pt").is_file():
             argv.append("--resume")
         _call("hat-train", train.main, argv)
@@ -185,7 +186,7 @@ def run_pipeline(args, preset: Preset) -> dict:
         out = w / f"subtransformer_{budget_ms}ms"
         argv = ["--config", TASK, "--data", data_bin, "--subnet", subnet_yaml, "--init-from-supernet",
                 supernet_dir / "checkpoint_best.pt", "--save-dir", out, "--max-update", preset.finetune_updates,
-                "--threads", threads, "--set", f"max_tokens={preset.max_tokens}"]
+                "--threads", threads, "--set", f"max_tokens={preset.max_tokens}", "--set", f"valid_subset_max_batches={preset.valid_max_batches}"]
         if (out / "checkpoint_last.pt").is_file():
             argv.append("--resume")
         _call("hat-train", train.main, argv)
@@ -199,6 +200,8 @@ def run_pipeline(args, preset: Preset) -> dict:
         argv = ["--checkpoint", ckpt, "--data", data_bin, "--subset", "test", "--beam", preset.beam,
                 "--batch-size", 32, "--max-len-a", 1.2, "--max-len-b", 10, "--threads", threads,
                 "--output", hyp, "--reference-output", ref, "--quiet"]
+        if preset.test_sentences:
+            argv += ["--max-sentences", preset.test_sentences]
         _call("hat-translate", translate.main, argv)
         hyps, refs = read_lines(hyp), read_lines(ref)
         sacre, line, signature = sacrebleu_corpus(hyps, refs)

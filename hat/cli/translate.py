@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-len", type=int, default=1)
     p.add_argument("--unk-penalty", type=float, default=0.0)
     p.add_argument("--batch-size", type=int, default=16, help="sentences per batch")
+    p.add_argument("--max-sentences", type=int, default=0, metavar="N",
+                   help="translate only the first N sentences (0 = all; quick checks)")
     p.add_argument("--bpe", choices=["none", "sentencepiece"], help="subword scheme to undo in the output "
                    "(default: sentencepiece when the data dir has spm.model, else none)")
     p.add_argument("--spm-model", help="sentencepiece model (default: DATA/spm.model)")
@@ -194,6 +196,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             tgt_ds = MMapIndexedDataset(prefix + tgt)
             tgt_sizes = tgt_ds.sizes
             refs = [codec.decode_target(tgt_ds[i], escape_unk=True) for i in range(len(tgt_ds))]
+    if args.max_sentences > 0:
+        sources = sources[:args.max_sentences]
+        refs = refs[:args.max_sentences] if refs is not None else None
+        tgt_sizes = tgt_sizes[:args.max_sentences] if tgt_sizes is not None else None
     t0 = time.perf_counter()
     best = translate_dataset(gen, sources, batch_size=args.batch_size, tgt_sizes=tgt_sizes, pad=src_dict.pad())
     elapsed = time.perf_counter() - t0

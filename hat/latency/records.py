@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 

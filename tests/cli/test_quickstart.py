@@ -1,0 +1,72 @@
+"""Smoke run of every hat-quickstart stage on real Multi30k (few updates/samples), then resume and bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hat.cli import quickstart
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, request):
+    shared = request.getfixturevalue("shared_dir")
+    work = tmp_path_factory.mktemp("qs")
+    rc = quickstart.main(["--data-dir", str(shared / "data" / "multi30k"), "--workdir", str(work),
+                          "--preset", "smoke", "--threads", "1"])
+    assert rc == 0
+    return work
+
+
+@pytest.mark.slow
+def test_every_artifact_exists_and_loads(smoke_run, capsys):
+    import onnx
+    import torch
+
+    from hat.latency.records import read_latency_csv
+    from hat.predictor import load_predictor
+    from hat.space import SubnetConfig
+    from hat.train.checkpoint import load_model
+
+    w = smoke_run
+    assert (w / "data-bin" / "spm.model").is_file() and (w / "data-bin" / "dict.en.txt").is_file()
+    supernet, ckpt = load_model(w / "supernet" / "checkpoint_best.pt")
+    assert ckpt["subnet"] is None
+    torch.load(w / "supernet" / "checkpoint_best.pt", weights_only=True)
+    records = read_latency_csv(w / "latency_cpu.csv")
+    assert len(records) == quickstart.PRESETS["smoke"].profile_samples
+    assert all(r.latency_ms > 0 and r.subnet is not None for r in records)
+    pred = load_predictor(w / "predictor_cpu.pt")
+    assert pred.predict_ms([records[0].subnet]).shape == (1,)
+    assert (w / "predictor_scatter.png").stat().st_size > 0
+    assert (w / "search" / "front.png").stat().st_size > 0
+    summary = json.loads((w / "summary.json").read_text())
+    assert len(summary["models"]) == 3
+    for row in summary["models"]:
+        cfg = SubnetConfig.load_yaml(row["subnet"])
+        supernet.space.check(cfg)
+        model, sub_ckpt = load_model(row["checkpoint"])
+        assert SubnetConfig.from_dict(sub_ckpt["subnet"]) == cfg
+        assert row["measured_ms"] > 0 and 0 <= row["bleu"] <= 100
+        hyp = Path(row["checkpoint"]).parent / "test.hyp"
+        assert len(hyp.read_text().splitlines()) == quickstart.PRESETS["smoke"].test_sentences
+    meta = json.loads((w / "export_onnx" / "meta.json").read_text())
+    assert meta["subnet"]
+    for name in ("encoder.onnx", "decoder_step.onnx"):
+        onnx.checker.check_model(str(w / "export_onnx" / name))
+
+
+@pytest.mark.slow
+def test_rerun_resumes_every_stage(smoke_run, capsys):
+    rc = quickstart.main(["--data-dir", "unused-because-done", "--workdir", str(smoke_run), "--preset", "smoke"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "[train_supernet] done already" in out and "[search] done already" in out
+    assert "HAT@" in out and "BLEU" in out
+
+
+def test_missing_data_dir_is_one_line_exit_2(tmp_path, capsys):
+    rc = quickstart.main(["--data-dir", str(tmp_path / "nope"), "--workdir", str(tmp_path / "w"), "--preset", "smoke"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hat-quickstart: error:") and "\n" not in err
