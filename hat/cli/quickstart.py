@@ -109,7 +109,7 @@ def find_multi30k(data_dir: Optional[str], workdir: Path) -> dict:
 
 
 def run_pipeline(args, preset: Preset) -> dict:
-    from hat.cli import export, predictor, preprocess, profile, search, train, translate
+    from hat.cli import export, predictor, preprocess, profile, search, train
     w = Path(args.workdir)
     pl = Pipeline(w, preset, args.preset)
     data_bin = w / "data-bin"
@@ -140,7 +140,7 @@ def run_pipeline(args, preset: Preset) -> dict:
     def profile_latency():
         # The real vocabulary size, so the output projection costs what it will cost in deployment.
         argv = ["--space", SPACE, "--device", DEVICE, "--samples", preset.profile_samples, "--out", latency_csv,
-                "--resume", "--repeats", preset.profile_runs, "--vocab-size", vocab_size,
+                "--resume", "--widen", "--repeats", preset.profile_runs, "--vocab-size", vocab_size,
                 "--threads", 1]
         _call("hat-profile", profile.main, argv)
         return {"csv": str(latency_csv)}
@@ -182,32 +182,6 @@ def run_pipeline(args, preset: Preset) -> dict:
         _call("hat-search", search.main, argv)
         return {"subnets": {str(b): str(_subnet_file(search_dir, b)) for b in budgets_ms}}
 
-    def finetune(budget_ms, subnet_yaml):
-        out = w / f"subtransformer_{budget_ms}ms"
-        argv = ["--config", TASK, "--data", data_bin, "--subnet", subnet_yaml, "--init-from-supernet",
-                supernet_dir / "checkpoint_best.pt", "--save-dir", out, "--max-update", preset.finetune_updates,
-                "--threads", threads, "--set", f"max_tokens={preset.max_tokens}", "--set", f"valid_subset_max_batches={preset.valid_max_batches}"]
-        if (out / "checkpoint_last.pt").is_file():
-            argv.append("--resume")
-        _call("hat-train", train.main, argv)
-        return {"checkpoint": str(out / "checkpoint_best.pt"), "dir": str(out)}
-
-    def bleu(ckpt, out_dir):
-        from hat.score import read_lines, sacrebleu_corpus, tokenized_bleu
-        out_dir = Path(out_dir)
-        hyp, ref = out_dir / "test.hyp", out_dir / "test.ref"
-        # max length 1.2 * src + 10 bounds decoding time of weak models (Multi30k targets are short).
-        argv = ["--checkpoint", ckpt, "--data", data_bin, "--subset", "test", "--beam", preset.beam,
-                "--batch-size", 32, "--max-len-a", 1.2, "--max-len-b", 10, "--threads", threads,
-                "--output", hyp, "--reference-output", ref, "--quiet"]
-        if preset.test_sentences:
-            argv += ["--max-sentences", preset.test_sentences]
-        _call("hat-translate", translate.main, argv)
-        hyps, refs = read_lines(hyp), read_lines(ref)
-        sacre, line, signature = sacrebleu_corpus(hyps, refs)
-        return {"sacrebleu": round(sacre, 2), "signature": signature, "sacrebleu_line": line,
-                "tokenized_bleu": round(tokenized_bleu(hyps, refs).score(), 2), "sentences": len(hyps)}
-
     pl.stage("prepare", prepare)
     from hat.data import Dictionary
     vocab_size = len(Dictionary.load(data_bin / f"dict.{TGT}.txt"))
@@ -219,8 +193,9 @@ def run_pipeline(args, preset: Preset) -> dict:
     rows = []
     for b in budgets:
         sub = found[str(b)]
-        ft = pl.stage(f"finetune_{b}ms", lambda b=b, sub=sub: finetune(b, sub))
-        sc = pl.stage(f"bleu_{b}ms", lambda ft=ft: bleu(ft["checkpoint"], ft["dir"]))
+        ft = pl.stage(f"finetune_{b}ms", lambda b=b, sub=sub: finetune_subnet(
+            args, preset, w, sub, w / f"subtransformer_{b}ms"))
+        sc = pl.stage(f"bleu_{b}ms", lambda ft=ft: bleu_of(args, preset, w, ft["checkpoint"], ft["dir"]))
         meas = pl.stage(f"measure_{b}ms", lambda sub=sub: measure(sub, vocab_size))
         rows.append(_row(b, sub, ft["checkpoint"], sc, meas))
     best = max(rows, key=lambda r: r["bleu"])
@@ -233,6 +208,38 @@ def run_pipeline(args, preset: Preset) -> dict:
     (w / "summary.json").write_text(json.dumps(summary, indent=1))
     print_summary(rows, w)
     return summary
+
+
+def finetune_subnet(args, preset: Preset, w: Path, subnet_yaml, out: Path) -> dict:
+    """Fine-tune a SubTransformer from the SuperTransformer's inherited weights (resumes if interrupted)."""
+    from hat.cli import train
+    argv = ["--config", TASK, "--data", w / "data-bin", "--subnet", subnet_yaml, "--init-from-supernet",
+            w / "supernet" / "checkpoint_best.pt", "--save-dir", out, "--max-update", preset.finetune_updates,
+            "--threads", args.threads, "--set", f"max_tokens={preset.max_tokens}",
+            "--set", f"valid_subset_max_batches={preset.valid_max_batches}"]
+    if (Path(out) / "checkpoint_last.pt").is_file():
+        argv.append("--resume")
+    _call("hat-train", train.main, argv)
+    return {"checkpoint": str(Path(out) / "checkpoint_best.pt"), "dir": str(out)}
+
+
+def bleu_of(args, preset: Preset, w: Path, ckpt, out_dir) -> dict:
+    """Translate test_2016_flickr with beam search and score it (SacreBLEU with signature, tokenized BLEU)."""
+    from hat.cli import translate
+    from hat.score import read_lines, sacrebleu_corpus, tokenized_bleu
+    out_dir = Path(out_dir)
+    hyp, ref = out_dir / "test.hyp", out_dir / "test.ref"
+    # max length 1.2 * src + 10 bounds decoding time of weak models (Multi30k targets are short).
+    argv = ["--checkpoint", ckpt, "--data", w / "data-bin", "--subset", "test", "--beam", preset.beam,
+            "--batch-size", 32, "--max-len-a", 1.2, "--max-len-b", 10, "--threads", args.threads,
+            "--output", hyp, "--reference-output", ref, "--quiet"]
+    if preset.test_sentences:
+        argv += ["--max-sentences", preset.test_sentences]
+    _call("hat-translate", translate.main, argv)
+    hyps, refs = read_lines(hyp), read_lines(ref)
+    sacre, line, signature = sacrebleu_corpus(hyps, refs)
+    return {"sacrebleu": round(sacre, 2), "signature": signature, "sacrebleu_line": line,
+            "tokenized_bleu": round(tokenized_bleu(hyps, refs).score(), 2), "sentences": len(hyps)}
 
 
 def _subnet_file(search_dir: Path, budget_ms: float) -> Path:
@@ -270,7 +277,9 @@ def print_summary(rows: list[dict], workdir: Path) -> None:
     for r in rows:
         print(f"{r['name']:<16}{r['budget_ms']:>10.2f}{(r['predicted_ms'] or 0):>9.2f}{(r['measured_ms'] or 0):>9.2f}"
               f"{(r['params'] or 0):>10,}{r['bleu']:>7.2f}")
-    print(f"artifacts and plots in {workdir}")
+    print(f"plots: {workdir / 'search' / 'front.png'} (loss/latency front), "
+          f"{workdir / 'predictor_scatter.png'} (predicted vs measured latency)")
+    print(f"all artifacts in {workdir}; summary.json has the table")
 
 
 @cli_main(PROG)
