@@ -32,10 +32,10 @@ run() {
 }
 
 # 1. Data: download + preprocess (joint BPE, fairseq binarized layout).
-run bash "${HERE}/../${PREPARE}" --destdir "${DATA}"
+run bash "${HERE}/../${PREPARE}" --dest "${DATA}"
 # 2. SuperTransformer training with the paper's settings, data parallel over GPUs.
 run torchrun --standalone --nproc_per_node "${GPUS}" -m hat.cli.train \
-  --config "configs/tasks/${TASK}.yaml" --set "data_dir=${DATA}" --save-dir "${WORKDIR}/supertransformer"
+  --config "configs/tasks/${TASK}.yaml" --data "${DATA}" --save-dir "${WORKDIR}/supertransformer"
 # 3. Latency dataset of 2,000 sampled SubTransformers on the target device (HAT: slightly wider space).
 run hat-profile --space "${SPACE}" --device "${DEVICE}" --samples 2000 --widen \
   --out "${WORKDIR}/latency_${DEVICE}.csv" --resume
@@ -53,7 +53,7 @@ for b in "${BUDGETS[@]}"; do
   sub="${WORKDIR}/search_${DEVICE}/subnet_${ms}ms.yaml"
   out="${WORKDIR}/subtransformer_${DEVICE}_${ms}ms"
   run torchrun --standalone --nproc_per_node "${GPUS}" -m hat.cli.train \
-    --config "configs/tasks/${TASK}.yaml" --set "data_dir=${DATA}" --subnet "${sub}" --save-dir "${out}"
+    --config "configs/tasks/${TASK}.yaml" --data "${DATA}" --subnet "${sub}" --save-dir "${out}"
   run hat-average-checkpoints --inputs "${out}" --num-epoch-checkpoints 10 --output "${out}/checkpoint_avg.pt"
   run hat-translate --checkpoint "${out}/checkpoint_avg.pt" --data "${DATA}" --subset test --beam 4 --lenpen 0.6 \
     --output "${out}/test.hyp" --reference-output "${out}/test.ref"
