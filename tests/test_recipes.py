@@ -29,3 +29,24 @@ def test_recipe_dry_run_prints_every_stage(script, tmp_path):
 def test_recipe_rejects_unknown_flag():
     out = subprocess.run(["bash", str(TASKS[0]), "--bogus"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "unknown argument" in out.stderr
+
+
+def test_reproduce_multi30k_dry_run():
+    script = RECIPES[0].parents[1] / "reproduce_multi30k.sh"
+    out = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "hat-quickstart" in out.stdout and "reproduce_multi30k.py" in out.stdout
+
+
+def test_reproduction_baselines_are_uniform_members_of_the_space(tiny_space):
+    import importlib.util
+    path = RECIPES[0].parents[1] / "reproduce_multi30k.py"
+    spec = importlib.util.spec_from_file_location("reproduce_multi30k", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    base = mod.baselines(tiny_space)
+    assert {"Transformer-largest", "Transformer-smallest", "Transformer-dec1", "Transformer-dec2"} <= set(base)
+    for name, cfg in base.items():
+        tiny_space.check(cfg, name)
+        assert cfg.is_uniform() == [], name
+    assert len({c.key() for c in base.values()}) == len(base)
