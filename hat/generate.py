@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hat.runtime.batching import collate_source, generation_order, translate_dataset
-from hat.runtime.search import BeamSearch, Hypothesis
+from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis
 
 __all__ = ["SequenceGenerator", "Hypothesis", "collate_source", "generation_order", "translate_dataset"]
 
@@ -29,7 +29,7 @@ def _max_target_positions(model) -> int:
     return int(getattr(cfg, "max_target_positions", 1024))
 
 
-class SequenceGenerator:
+class SequenceGenerator(GreedyMixin):
     """fairseq-exact beam search (and greedy: ``beam_size=1``) over a PyTorch encoder-decoder.
 
     Args:
@@ -100,11 +100,3 @@ class SequenceGenerator:
 
         return self.search.search(bsz, src_len, step_fn)
 
-    def greedy(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor) -> list[Hypothesis]:
-        """Greedy decoding (fairseq ``--beam 1``): the single hypothesis per sentence."""
-        saved = self.search.beam_size
-        self.search.beam_size = 1
-        try:
-            return [h[0] for h in self.generate(src_tokens, src_lengths)]
-        finally:
-            self.search.beam_size = saved

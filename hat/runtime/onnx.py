@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from hat.runtime.search import BeamSearch, Hypothesis
+from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis
 
 FORMAT = "hat-onnx-1"
 
@@ -45,7 +45,7 @@ def load_meta(model_dir: str | os.PathLike, fmt: str = FORMAT) -> dict:
     return meta
 
 
-class OnnxTranslator:
+class OnnxTranslator(GreedyMixin):
     """Greedy/beam translation with onnxruntime sessions of an exported SubTransformer.
 
     Args:
@@ -145,11 +145,3 @@ class OnnxTranslator:
 
         return self.search.search(bsz, src_len, step_fn)
 
-    def greedy(self, src_tokens: np.ndarray, src_lengths: np.ndarray) -> list[Hypothesis]:
-        """Greedy decoding (beam 1, fairseq ``--beam 1`` semantics): the best hypothesis per sentence."""
-        saved = self.search.beam_size
-        self.search.beam_size = 1
-        try:
-            return [h[0] for h in self.generate(src_tokens, src_lengths)]
-        finally:
-            self.search.beam_size = saved

@@ -223,3 +223,16 @@ class BeamSearch:
                 finished[s] = True
                 newly.append(u)
         return newly
+
+
+class GreedyMixin:
+    """``greedy()`` for translators that own ``self.search`` (a :class:`BeamSearch`) and ``generate()``."""
+
+    def greedy(self, src_tokens, src_lengths) -> list[Hypothesis]:
+        """Greedy decoding (fairseq ``--beam 1``): the best hypothesis per sentence."""
+        saved = self.search.beam_size
+        self.search.beam_size = 1
+        try:
+            return [h[0] for h in self.generate(src_tokens, src_lengths)]
+        finally:
+            self.search.beam_size = saved
