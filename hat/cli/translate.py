@@ -79,7 +79,11 @@ def load_any_model(path: str, subnet_path: Optional[str] = None):
         model.space.check(subnet)
         model = model.get_active_subnet(subnet)
     elif subnet_path:
-        raise HatError(f"{path} holds a static Transformer; --subnet applies only to SuperTransformer checkpoints")
+        # Accepted when it names the checkpoint's own architecture (HAT's generate.py always takes --configs).
+        from hat.space import SubnetConfig
+        if SubnetConfig.load_yaml(subnet_path) != model.subnet:
+            raise HatError(f"{path} holds a static Transformer of another architecture than --subnet {subnet_path}; "
+                           f"--subnet selects a SubTransformer of SuperTransformer checkpoints only")
     return model.eval()
 
 
