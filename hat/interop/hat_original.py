@@ -74,7 +74,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for refused globals; RuntimeError/EOFError for corrupt files
         msg = str(e)
-        m = re.search(r"(?:Unsupported global: GLOBAL|global) ([\w.]+)", msg)
+        m = re.search(r"GLOBAL ([\w.]+)", msg)  # torch: "Unsupported global: GLOBAL x.y" / "unsupported GLOBAL x.y"
         if m:
             raise HatError(f"{p}: refused to load: the pickle references '{m.group(1)}', which a HAT checkpoint "
                            f"does not contain (only tensors, argparse.Namespace and fairseq meters are allowed; "

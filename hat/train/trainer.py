@@ -278,7 +278,7 @@ class Trainer:
             self.model_cfg = dataclasses.replace(self.model_cfg, **{
                 k: getattr(sup.cfg, k) for k in ("hat_compat", "hat_super_encoder_embed_dim",
                                                  "hat_super_decoder_embed_dim", "hat_super_encoder_layer_num")})
-            self.model = Transformer(self.subnet, self.model_cfg, self.space.qkv_dim)
+            self.model = type(self.model)(self.subnet, self.model_cfg, self.space.qkv_dim)
         sd = sup.get_active_subnet(self.subnet).state_dict()
         mine = self.model.state_dict()
         bad = [k for k in mine if k not in sd or sd[k].shape != mine[k].shape]
