@@ -107,7 +107,7 @@ def transformer_from_state(sd: dict, args: dict, where: str = "checkpoint") -> T
         raise HatError(f"{where}: fairseq arch '{arch}' is not a transformer")
     if arch.startswith(("transformersuper", "transformer_lm")):
         raise HatError(f"{where}: fairseq arch '{arch}' is not supported (only encoder-decoder 'transformer*' "
-                       f"architectures; HAT's own SuperTransformer checkpoints use a different layout)")
+                       f"architectures; for HAT's transformersuper checkpoints use hat.interop.hat_original.load)")
     bad = [k for k in _UNSUPPORTED_TRUE if args.get(k)]
     if args.get("adaptive_softmax_cutoff"):
         bad.append("adaptive_softmax_cutoff")
