@@ -134,7 +134,8 @@ def check_fits_super(subnet: SubnetConfig, dims: dict[str, int], where: str) -> 
             "encoder_layer_num": "encoder-layers", "decoder_layer_num": "decoder-layers"}
     problems = [f"{g}={getattr(subnet, g)} > {k} {dims[k]}" for g, k in caps.items()
                 if k in dims and getattr(subnet, g) > dims[k]]
-    for g, k in (("encoder_ffn_embed_dim", "encoder-ffn-embed-dim"), ("decoder_ffn_embed_dim", "decoder-ffn-embed-dim")):
+    for g, k in (("encoder_ffn_embed_dim", "encoder-ffn-embed-dim"),
+                 ("decoder_ffn_embed_dim", "decoder-ffn-embed-dim")):
         if k in dims:
             problems += [f"{g}[{i}]={v} > {k} {dims[k]}" for i, v in enumerate(getattr(subnet, g)) if v > dims[k]]
     q = dims.get("qkv-dim")

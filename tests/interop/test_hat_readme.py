@@ -43,7 +43,7 @@ def test_readme_hat_mapping_runs_on_the_fixture(shared_dir, hat_data_bin, tmp_pa
     # README paths (HAT's download layout) -> the fixture; sizes -> test sizes; this CPU -> the debug device.
     subs = {"configs/wmt14.en-de/supertransformer/space0.yml": str(fx / "space_tiny.yml"),
             "downloaded_models/HAT_wmt14ende_super_space0.pt": str(fx / "checkpoint.pt"),
-            "downloaded_models/HAT_wmt14ende_xeon@200ms.pt": str(fx / "checkpoint_sub_small.pt"),
+            "downloaded_models/HAT_wmt14ende_xeon@204.2ms_bleu@27.6.pt": str(fx / "checkpoint_sub_small.pt"),
             "configs/wmt14.en-de/subtransformer/HAT_wmt14ende_xeon@204.2ms_bleu@27.6.yml": str(fx / "sub_small.yml"),
             "data/binary/wmt16_en_de": str(hat_data_bin), "cpu": "debug", "2000": "40", "200ms": "1000000ms"}
     extra = {"hat-search": ["--config", str(tmp_path / "search.yaml"), "--no-progress"],
