@@ -1,7 +1,8 @@
 """``hat-translate``: beam-search translation of a binarized split or of raw text, with BLEU when references exist.
 
-Checkpoints: hat's own (``hat-train``; a SuperTransformer needs ``--subnet``) or a fairseq ``transformer``
-checkpoint (told apart by their keys). Output: one hypothesis per line in dataset-id (or input-line) order; tokens
+Checkpoints: hat's own (``hat-train``; a SuperTransformer needs ``--subnet``), a fairseq ``transformer``
+checkpoint, or HAT's (a SuperTransformer with ``--subnet HAT_*.yml``, or a SubTransformer checkpoint), told apart by
+their keys. Output: one hypothesis per line in dataset-id (or input-line) order; tokens
 joined by spaces, or decoded pieces with ``--bpe sentencepiece`` (implied when the data dir has ``spm.model``).
 
 Example:

@@ -230,6 +230,10 @@ def save_transformer(model: Transformer | SuperTransformer, path: str | os.PathL
         model = model.get_active_subnet()
     subnet, cfg = model.subnet, model.cfg
     problems = fairseq_compat_problems(subnet, model.qkv_dim)
+    if cfg.hat_compat and (subnet.encoder_embed_dim, subnet.decoder_embed_dim) != (
+            cfg.hat_super_encoder_embed_dim, cfg.hat_super_decoder_embed_dim):
+        problems.append(f"HAT's positions (the {cfg.hat_super_encoder_embed_dim}-dim table, sliced) differ from "
+                        f"fairseq's at width {subnet.encoder_embed_dim}/{subnet.decoder_embed_dim}")
     if problems:
         raise HatError(f"cannot save as a fairseq transformer: {'; '.join(problems)}")
     if cfg.share_all_embeddings and subnet.encoder_embed_dim != subnet.decoder_embed_dim:

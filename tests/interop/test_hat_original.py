@@ -232,3 +232,15 @@ def test_hat_config_errors(tmp_path):
     p.write_text("encoder-embed-dim-subtransformer: 512\n")
     with pytest.raises(ConfigError, match="missing"):
         SubnetConfig.load_yaml(p)
+
+
+def test_fairseq_export_refuses_hat_positions_it_cannot_express(shared_dir, tmp_path):
+    """fairseq computes positions at the model's own width: a narrower HAT SubTransformer is refused, not
+    silently changed; a full-width uniform one is written."""
+    from hat.interop.fairseq import save_transformer
+    d = shared_dir / "fixtures" / FIXTURES[0]
+    with pytest.raises(HatError, match="HAT's positions"):
+        save_transformer(hat_original.load(d / "checkpoint_sub_small.pt"), tmp_path / "a.pt")
+    sup = hat_original.load_supernet(d / "checkpoint.pt")
+    save_transformer(sup.get_active_subnet(sup.space.largest()), tmp_path / "b.pt")
+    assert (tmp_path / "b.pt").is_file()
