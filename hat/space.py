@@ -116,8 +116,12 @@ class SubnetConfig:
 
     @classmethod
     def load_yaml(cls, path: str | os.PathLike) -> "SubnetConfig":
-        """Read a subnet YAML: either the genes at top level or under ``subnet:`` (other top-level keys ignored)."""
+        """Read a subnet YAML: either the genes at top level or under ``subnet:`` (other top-level keys ignored), or
+        HAT's SubTransformer format (``encoder-embed-dim-subtransformer: 512``, see :mod:`hat.interop.hat_configs`)."""
         d = load_yaml(path)
+        from hat.interop import hat_configs  # lazy: that module builds on this one
+        if hat_configs.is_hat_format(d):
+            return hat_configs.subnet_from_hat(hat_configs.read_hat_yaml(path), str(path))
         if "subnet" in d:
             if not isinstance(d["subnet"], dict):
                 raise ConfigError(f"{path}: 'subnet' must be a mapping")
@@ -198,8 +202,13 @@ class SearchSpace:
     # ----- io -----
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "SearchSpace":
-        """Load a space YAML (strict: unknown keys and bad values raise ConfigError)."""
-        return from_dict(cls, load_yaml(path), str(path))
+        """Load a space YAML (strict: unknown keys and bad values raise ConfigError), or HAT's SuperTransformer
+        format (``encoder-embed-choice: [640, 512]``, see :mod:`hat.interop.hat_configs`)."""
+        d = load_yaml(path)
+        from hat.interop import hat_configs  # lazy: that module builds on this one
+        if hat_configs.is_hat_format(d):
+            return hat_configs.load_hat_space(path)
+        return from_dict(cls, d, str(path))
 
     def to_dict(self) -> dict:
         return to_dict(self)

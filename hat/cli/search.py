@@ -9,7 +9,8 @@ Examples::
     torchrun --nproc_per_node 2 -m hat.cli.search ...                          # candidates scored on 2 ranks
 
 Writes ``OUT/subnet.yaml`` (best config under the loosest budget; loadable by ``hat-train --subnet`` and
-``hat-profile --config``), ``OUT/subnet_<budget>ms.yaml`` per budget when several are searched, ``front.png``
+``hat-profile --config``) and the same SubTransformer in HAT's format, ``OUT/subnet_hat.yml`` (for HAT's ``train.py`` /
+``generate.py --configs``), ``OUT/subnet_<budget>ms.yaml`` per budget when several are searched, ``front.png``
 (scored configs and their loss/latency Pareto front), ``results.json`` and ``search_log.jsonl`` (one line per
 iteration, for ``--resume``).
 """
@@ -254,6 +255,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         summary.append({**meta, "subnet": r.best.to_dict()})
     loosest = results[-1]
     loosest.best.save_yaml(out / "subnet.yaml", **{k: v for k, v in summary[-1].items() if k != "subnet"})
+    from hat.interop.hat_configs import save_hat_subnet
+    save_hat_subnet(loosest.best, out / "subnet_hat.yml")  # for HAT's train.py/generate.py --configs
     plot_front(res, out / "front.png", title=f"{space.name} on {device_cfg.name}")
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps({"budgets_ms": budgets, "fastest_predicted_ms": fastest_ms,

@@ -1,7 +1,8 @@
 """``hat-translate``: beam-search translation of a binarized split or of raw text, with BLEU when references exist.
 
-Checkpoints: hat's own (``hat-train``; a SuperTransformer needs ``--subnet``) or a fairseq ``transformer``
-checkpoint (told apart by their keys). Output: one hypothesis per line in dataset-id (or input-line) order; tokens
+Checkpoints: hat's own (``hat-train``; a SuperTransformer needs ``--subnet``), a fairseq ``transformer``
+checkpoint, or HAT's (a SuperTransformer with ``--subnet HAT_*.yml``, or a SubTransformer checkpoint), told apart by
+their keys. Output: one hypothesis per line in dataset-id (or input-line) order; tokens
 joined by spaces, or decoded pieces with ``--bpe sentencepiece`` (implied when the data dir has ``spm.model``).
 
 Example:
@@ -79,7 +80,11 @@ def load_any_model(path: str, subnet_path: Optional[str] = None):
         model.space.check(subnet)
         model = model.get_active_subnet(subnet)
     elif subnet_path:
-        raise HatError(f"{path} holds a static Transformer; --subnet applies only to SuperTransformer checkpoints")
+        # Accepted when it names the checkpoint's own architecture (HAT's generate.py always takes --configs).
+        from hat.space import SubnetConfig
+        if SubnetConfig.load_yaml(subnet_path) != model.subnet:
+            raise HatError(f"{path} holds a static Transformer of another architecture than --subnet {subnet_path}; "
+                           f"--subnet selects a SubTransformer of SuperTransformer checkpoints only")
     return model.eval()
 
 

@@ -107,7 +107,7 @@ def transformer_from_state(sd: dict, args: dict, where: str = "checkpoint") -> T
         raise HatError(f"{where}: fairseq arch '{arch}' is not a transformer")
     if arch.startswith(("transformersuper", "transformer_lm")):
         raise HatError(f"{where}: fairseq arch '{arch}' is not supported (only encoder-decoder 'transformer*' "
-                       f"architectures; HAT's own SuperTransformer checkpoints use a different layout)")
+                       f"architectures; for HAT's transformersuper checkpoints use hat.interop.hat_original.load)")
     bad = [k for k in _UNSUPPORTED_TRUE if args.get(k)]
     if args.get("adaptive_softmax_cutoff"):
         bad.append("adaptive_softmax_cutoff")
@@ -230,6 +230,10 @@ def save_transformer(model: Transformer | SuperTransformer, path: str | os.PathL
         model = model.get_active_subnet()
     subnet, cfg = model.subnet, model.cfg
     problems = fairseq_compat_problems(subnet, model.qkv_dim)
+    if cfg.hat_compat and (subnet.encoder_embed_dim, subnet.decoder_embed_dim) != (
+            cfg.hat_super_encoder_embed_dim, cfg.hat_super_decoder_embed_dim):
+        problems.append(f"HAT's positions (the {cfg.hat_super_encoder_embed_dim}-dim table, sliced) differ from "
+                        f"fairseq's at width {subnet.encoder_embed_dim}/{subnet.decoder_embed_dim}")
     if problems:
         raise HatError(f"cannot save as a fairseq transformer: {'; '.join(problems)}")
     if cfg.share_all_embeddings and subnet.encoder_embed_dim != subnet.decoder_embed_dim:

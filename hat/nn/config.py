@@ -37,6 +37,18 @@ class ModelConfig:
     activation_fn: str = "relu"
     # fairseq --no-scale-embedding: skip the sqrt(embed_dim) scale of token embeddings.
     no_scale_embedding: bool = False
+    # HAT's own semantics, for models converted from HAT's checkpoints (hat.interop.hat_original; docs/design.md).
+    # They differ from hat's in three places: (1) the sinusoidal position table is built at the SuperTransformer's
+    # embed dim and narrower models use its leading columns (not a sinusoid of their own width); (2) arbitrary
+    # encoder-decoder attention indexes the SuperTransformer's list of encoder layers, in which layers beyond the
+    # active depth repeat the last active output; (3) decoder self-attention masks future positions only, not
+    # padding keys (fairseq 0.8; changes outputs at pad positions only). A static model extracted from such a
+    # SuperTransformer keeps these fields, so it reproduces HAT's numbers on its own.
+    hat_compat: bool = False
+    # With hat_compat: the SuperTransformer's encoder/decoder embed dims and encoder layer count.
+    hat_super_encoder_embed_dim: int = 0
+    hat_super_decoder_embed_dim: int = 0
+    hat_super_encoder_layer_num: int = 0
 
     def __post_init__(self):
         if self.src_vocab_size <= 0 or self.tgt_vocab_size <= 0:
@@ -56,6 +68,10 @@ class ModelConfig:
                 raise ConfigError(f"{name}={v} is outside the vocabulary")
         if self.max_source_positions <= 0 or self.max_target_positions <= 0:
             raise ConfigError("max_source_positions and max_target_positions must be positive")
+        if self.hat_compat:
+            for name in ("hat_super_encoder_embed_dim", "hat_super_decoder_embed_dim", "hat_super_encoder_layer_num"):
+                if getattr(self, name) <= 0:
+                    raise ConfigError(f"hat_compat needs a positive {name}, got {getattr(self, name)}")
 
     @property
     def tie_output(self) -> bool:

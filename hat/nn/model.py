@@ -60,14 +60,29 @@ class SinusoidalPositionalEmbedding(nn.Module):
 
     The table at the full width is a non-persistent buffer (moves with ``.to()``, absent from the state dict, as in
     fairseq); other widths are computed once and cached.
+
+    Args:
+        embedding_dim: full width.
+        padding_idx: pad symbol (its row is zero; positions start after it).
+        init_size: rows built up front.
+        source_dim: HAT semantics: every width is the leading columns of the table built at this width (HAT's
+            SuperTransformer embed dim) instead of a sinusoid of its own width. None = hat's own.
     """
 
-    def __init__(self, embedding_dim: int, padding_idx: int, init_size: int):
+    def __init__(self, embedding_dim: int, padding_idx: int, init_size: int, source_dim: Optional[int] = None):
         super().__init__()
+        if source_dim is not None and source_dim < embedding_dim:
+            raise ConfigError(f"position table width {source_dim} is narrower than the embed dim {embedding_dim}")
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
-        self.register_buffer("weights", sinusoidal_table(init_size, embedding_dim, padding_idx), persistent=False)
+        self.source_dim = source_dim
+        self.register_buffer("weights", self._build(init_size, embedding_dim), persistent=False)
         self._cache: dict[tuple, Tensor] = {}
+
+    def _build(self, rows: int, dim: int) -> Tensor:
+        if self.source_dim is None:
+            return sinusoidal_table(rows, dim, self.padding_idx)
+        return sinusoidal_table(rows, self.source_dim, self.padding_idx)[:, :dim].contiguous()
 
     def table(self, dim: int, min_rows: int = 0) -> Tensor:
         """The ``[rows, dim]`` table (at least ``min_rows`` rows) on this module's device and dtype."""
@@ -79,7 +94,7 @@ class SinusoidalPositionalEmbedding(nn.Module):
         t = self._cache.get(key)
         if t is None:
             self._cache.clear()  # device/dtype/width changed: keep only the current one
-            t = sinusoidal_table(rows, dim, self.padding_idx).to(device=w.device, dtype=w.dtype)
+            t = self._build(rows, dim).to(device=w.device, dtype=w.dtype)
             self._cache[key] = t
         return t
 
@@ -183,6 +198,8 @@ class TransformerDecoderLayer(_FFNMixin, nn.Module):
         self.activation_dropout = cfg.activation_dropout
         self.activation = _activation(cfg.activation_fn)
         self.num_ende = 1  # encoder layers attended (arbitrary encoder-decoder attention)
+        # HAT semantics: arbitrary attention indexes the SuperTransformer's list of this many encoder layers (0 = off).
+        self.hat_super_encoder_layers = cfg.hat_super_encoder_layer_num if cfg.hat_compat else 0
 
     def set_active(self, embed_dim: int, encoder_embed_dim: int, ffn_dim: int, heads: int, ende_heads: int,
                    arbitrary_ende_attn: int) -> None:
@@ -219,7 +236,14 @@ class TransformerDecoderLayer(_FFNMixin, nn.Module):
     def cross_kv(self, encoder_out: EncoderOut) -> tuple[Tensor, Tensor]:
         """Keys/values ``[B, H, n*S, d]`` over the last ``n`` encoder layers' outputs, concatenated along S."""
         n = self.num_ende
-        states = encoder_out.states[-n:]
+        if self.hat_super_encoder_layers:
+            # HAT: [-1], [-2], ... of the super layer list (last first), whose identity layers beyond the active
+            # depth repeat the last active output (then repeated keys: same result as attending it once).
+            states = list(encoder_out.states)
+            states += [states[-1]] * (self.hat_super_encoder_layers - len(states))
+            states = [states[-1 - j] for j in range(n)]
+        else:
+            states = encoder_out.states[-n:]
         mem = states[0] if n == 1 else torch.cat(states, dim=0)
         return self.encoder_attn.project_kv(mem.transpose(0, 1))
 
@@ -266,8 +290,9 @@ class TransformerEncoder(nn.Module):
         self.padding_idx = cfg.padding_idx
         self.embed_dim = embed_dim
         self.embed_tokens = embed_tokens
-        self.embed_positions = SinusoidalPositionalEmbedding(embed_dim, cfg.padding_idx,
-                                                             cfg.max_source_positions + cfg.padding_idx + 1)
+        self.embed_positions = SinusoidalPositionalEmbedding(
+            embed_dim, cfg.padding_idx, cfg.max_source_positions + cfg.padding_idx + 1,
+            cfg.hat_super_encoder_embed_dim if cfg.hat_compat else None)
         self.layers = nn.ModuleList([TransformerEncoderLayer(embed_dim, f, qkv_dim, cfg) for f in ffn_dims])
         self.layer_norm = ElasticLayerNorm(embed_dim) if cfg.normalize_before else None
         self.active_dim = embed_dim
@@ -325,8 +350,9 @@ class TransformerDecoder(nn.Module):
         self.padding_idx = cfg.padding_idx
         self.embed_dim = embed_dim
         self.embed_tokens = embed_tokens
-        self.embed_positions = SinusoidalPositionalEmbedding(embed_dim, cfg.padding_idx,
-                                                             cfg.max_target_positions + cfg.padding_idx + 1)
+        self.embed_positions = SinusoidalPositionalEmbedding(
+            embed_dim, cfg.padding_idx, cfg.max_target_positions + cfg.padding_idx + 1,
+            cfg.hat_super_decoder_embed_dim if cfg.hat_compat else None)
         self.layers = nn.ModuleList([TransformerDecoderLayer(embed_dim, encoder_embed_dim, f, qkv_dim, cfg)
                                      for f in ffn_dims])
         self.layer_norm = ElasticLayerNorm(embed_dim) if cfg.normalize_before else None
@@ -381,9 +407,13 @@ class TransformerDecoder(nn.Module):
         d = self.active_dim
         x = self._embed(prev_output_tokens, self.embed_positions(prev_output_tokens, d))
         t = prev_output_tokens.size(1)
-        # Causal mask, and (as fairseq) pad keys masked: only changes the outputs at pad positions.
+        # Causal mask, and (as fairseq >= 0.9) pad keys masked: only changes the outputs at pad positions. HAT
+        # (fairseq 0.8) masks future positions only.
         causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril_()
-        self_mask = causal[None, None] & prev_output_tokens.ne(self.padding_idx)[:, None, None, :]
+        if self.cfg.hat_compat:
+            self_mask = causal[None, None]
+        else:
+            self_mask = causal[None, None] & prev_output_tokens.ne(self.padding_idx)[:, None, None, :]
         inner = [x]
         cross_masks: dict[int, Tensor] = {}  # by number of attended encoder layers
         for i in range(self.active_layers):
@@ -539,16 +569,24 @@ class EncoderDecoderModel(nn.Module):
         return self.cfg.max_source_positions, self.cfg.max_target_positions
 
 
-def check_subnet_fits(subnet: SubnetConfig, qkv_dim: int, what: str = "subnet") -> None:
-    """Raise ConfigError when heads do not divide ``qkv_dim`` or arbitrary attention needs too many layers."""
+def check_subnet_fits(subnet: SubnetConfig, qkv_dim: int, what: str = "subnet",
+                      cfg: Optional[ModelConfig] = None) -> None:
+    """Raise ConfigError when heads do not divide ``qkv_dim`` or arbitrary attention needs too many layers.
+
+    With ``cfg.hat_compat`` arbitrary attention may reach as many layers as the SuperTransformer's encoder has (HAT
+    indexes its layer list, whose layers beyond the active depth repeat the last active output).
+    """
     for g in ("encoder_self_attention_heads", "decoder_self_attention_heads", "decoder_ende_attention_heads"):
         for i, h in enumerate(getattr(subnet, g)):
             if h <= 0 or qkv_dim % h:
                 raise ConfigError(f"{what}: {g}[{i}]={h} does not divide qkv_dim {qkv_dim}")
+    reach = subnet.encoder_layer_num
+    if cfg is not None and cfg.hat_compat:
+        reach = max(reach, cfg.hat_super_encoder_layer_num)
     for i, v in enumerate(subnet.decoder_arbitrary_ende_attn):
-        if (v != -1 and v < 1) or num_ende_layers(v) > subnet.encoder_layer_num:
+        if (v != -1 and v < 1) or num_ende_layers(v) > reach:
             raise ConfigError(f"{what}: decoder_arbitrary_ende_attn[{i}]={v} needs more than "
-                              f"{subnet.encoder_layer_num} encoder layers (or is not -1 / >= 1)")
+                              f"{reach} encoder layers (or is not -1 / >= 1)")
     for g in ("encoder_embed_dim", "decoder_embed_dim", "encoder_layer_num", "decoder_layer_num"):
         if getattr(subnet, g) <= 0:
             raise ConfigError(f"{what}: {g} must be positive")

@@ -52,7 +52,7 @@ class SuperTransformer(EncoderDecoderModel):
                     problems.append(f"{g}[{i}]={v} not in (0, {cap}]")
         if problems:
             raise SpaceError(f"subnet does not fit SuperTransformer of space '{s.name}': {'; '.join(problems[:3])}")
-        check_subnet_fits(subnet, s.qkv_dim)
+        check_subnet_fits(subnet, s.qkv_dim, cfg=self.cfg)
 
     def set_active_subnet(self, subnet: SubnetConfig) -> None:
         """Make ``subnet`` the architecture that ``forward``/``encoder``/``decoder`` run.

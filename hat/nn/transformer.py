@@ -25,7 +25,7 @@ class Transformer(EncoderDecoderModel):
 
     def __init__(self, subnet: SubnetConfig, cfg: ModelConfig, qkv_dim: int):
         super().__init__()
-        check_subnet_fits(subnet, qkv_dim)
+        check_subnet_fits(subnet, qkv_dim, cfg=cfg)
         self.subnet = subnet
         self._build(cfg, qkv_dim, subnet.encoder_embed_dim, subnet.decoder_embed_dim,
                     list(subnet.encoder_ffn_embed_dim), list(subnet.decoder_ffn_embed_dim))

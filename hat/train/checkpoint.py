@@ -131,7 +131,9 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu"):
     """Load a model for inference / search: ``(model, ckpt)``, model in eval mode on ``map_location``.
 
     Our checkpoints give a ``SuperTransformer`` (``ckpt["subnet"] is None``) or a static ``Transformer``; fairseq
-    ``transformer`` checkpoints (a dict with ``args`` or ``cfg``) go through :func:`hat.interop.fairseq.load_transformer`.
+    ``transformer`` checkpoints (a dict with ``args`` or ``cfg``) go through :func:`hat.interop.fairseq.load_transformer`;
+    HAT's ``transformersuper`` checkpoints through :func:`hat.interop.hat_original.model_from_checkpoint` (a
+    SuperTransformer, or for a HAT SubTransformer checkpoint that SubTransformer as a static ``Transformer``).
 
     Raises:
         HatError: missing/unreadable file, or a checkpoint that is neither ours nor fairseq's.
@@ -144,9 +146,13 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu"):
             raise
         ckpt = None  # fairseq stores args as an argparse.Namespace, which weights_only refuses
     if ckpt is None or _is_fairseq(ckpt):
-        from hat.interop import fairseq as fs
+        from hat.interop import hat_original
         if ckpt is None:
-            ckpt = fs.load_checkpoint_dict(p)
+            # Restricted unpickler: tensors, argparse.Namespace and fairseq 0.8 meters only; refuses anything else.
+            ckpt = hat_original.read_checkpoint(p)
+        if hat_original.is_hat_checkpoint(ckpt):  # HAT's transformersuper (Super- or SubTransformer)
+            return hat_original.model_from_checkpoint(ckpt, str(p)).to(map_location).eval(), ckpt
+        from hat.interop import fairseq as fs
         if not _is_fairseq(ckpt):
             raise HatError(f"{p}: not a hat or fairseq checkpoint")
         model = fs.load_transformer(p)

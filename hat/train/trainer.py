@@ -274,6 +274,11 @@ class Trainer:
         if sup.space.qkv_dim != self.space.qkv_dim:
             raise HatError(f"{path}: supernet qkv_dim {sup.space.qkv_dim} differs from space {self.space.name}'s "
                            f"{self.space.qkv_dim}")
+        if sup.cfg.hat_compat:  # HAT's SuperTransformer: keep computing with HAT's semantics (hat.nn.ModelConfig)
+            self.model_cfg = dataclasses.replace(self.model_cfg, **{
+                k: getattr(sup.cfg, k) for k in ("hat_compat", "hat_super_encoder_embed_dim",
+                                                 "hat_super_decoder_embed_dim", "hat_super_encoder_layer_num")})
+            self.model = type(self.model)(self.subnet, self.model_cfg, self.space.qkv_dim)
         sd = sup.get_active_subnet(self.subnet).state_dict()
         mine = self.model.state_dict()
         bad = [k for k in mine if k not in sd or sd[k].shape != mine[k].shape]

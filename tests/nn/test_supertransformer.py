@@ -337,3 +337,39 @@ def test_encoder_exports_with_dynamic_shapes(tiny_super):
         ep = torch.export.export(Enc(model.encoder), (src,), dynamic_shapes=({0: batch, 1: src_len},))
         other, _, _ = _batch(torch.Generator().manual_seed(1), [9, 2, 5], [1, 1, 1])
         assert (ep.module()(other)[0] - Enc(model.encoder)(other)[0]).abs().max() < TOL
+
+
+# ----- HAT semantics (ModelConfig.hat_compat; numbers checked against HAT in tests/interop/test_hat_original.py) -----
+def test_hat_compat_positions_are_sliced_super_table():
+    from hat.nn.model import SinusoidalPositionalEmbedding, sinusoidal_table
+    pos = SinusoidalPositionalEmbedding(48, 1, 12, source_dim=64)
+    assert torch.equal(pos.table(48), sinusoidal_table(12, 64, 1)[:, :48])
+    assert not torch.allclose(pos.table(48), sinusoidal_table(12, 48, 1))
+
+
+def test_hat_compat_needs_super_dims_and_survives_extraction(tiny_space):
+    from hat.errors import ConfigError
+    with pytest.raises(ConfigError, match="hat_super_encoder_embed_dim"):
+        ModelConfig(src_vocab_size=30, tgt_vocab_size=30, hat_compat=True)
+    s = tiny_space
+    cfg = ModelConfig(src_vocab_size=30, tgt_vocab_size=30, dropout=0.0, hat_compat=True,
+                      hat_super_encoder_embed_dim=s.max_encoder_embed_dim,
+                      hat_super_decoder_embed_dim=s.max_decoder_embed_dim,
+                      hat_super_encoder_layer_num=s.max_encoder_layer_num)
+    torch.manual_seed(0)
+    sup = SuperTransformer(s, cfg).eval()
+    sub = s.smallest()
+    # HAT: arbitrary attention may reach the super encoder's layers even when fewer are active.
+    sub = SubnetConfig(**{**sub.to_dict(), "decoder_arbitrary_ende_attn": [1] * sub.decoder_layer_num})
+    if sub.encoder_layer_num >= 2:
+        sub = SubnetConfig(**{**sub.to_dict(), "encoder_layer_num": 1, "encoder_ffn_embed_dim": sub.encoder_ffn_embed_dim[:1],
+                              "encoder_self_attention_heads": sub.encoder_self_attention_heads[:1]})
+    sup.set_active_subnet(sub)
+    static = sup.get_active_subnet()
+    assert static.cfg.hat_compat
+    src = torch.tensor([[5, 6, 7, 2], [1, 8, 9, 2]])
+    prev = torch.tensor([[2, 5, 6, 1], [2, 7, 1, 1]])
+    with torch.no_grad():
+        a, _ = sup(src, torch.tensor([4, 3]), prev)
+        b, _ = static(src, torch.tensor([4, 3]), prev)
+    assert torch.allclose(a, b, atol=1e-5)
