@@ -109,22 +109,6 @@ def _infer_langs(data_dir: Path, split: str) -> tuple[str, str]:
     return next(iter(pairs))
 
 
-def _dist_setup(use_cuda: bool):
-    """Join torchrun's process group when WORLD_SIZE > 1: returns (rank, world, torch device)."""
-    import torch
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
-    if use_cuda:
-        torch.cuda.set_device(device)
-    if world > 1:
-        import torch.distributed as dist
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if use_cuda else "gloo")
-        return dist.get_rank(), world, device
-    return 0, 1, device
-
-
 @cli_main("hat-search")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
@@ -207,7 +191,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise HatError(f"{data_dir}: dictionary has {len(dataset.src_dict)} symbols but the supernet was trained "
                        f"with {model.cfg.src_vocab_size}; pass the supernet's --data")
     use_cuda = torch.cuda.is_available() and not args.cpu
-    rank, world, tdev = _dist_setup(use_cuda)
+    from hat.distributed import init_distributed, local_device
+    tdev = local_device(use_cuda)
+    job = init_distributed(tdev)
+    rank, world = job.rank, job.world_size
     model.to(tdev).eval()
     indices = valid_subset_indices(len(dataset), settings.valid_subset, settings.valid_subset_seed)
     batches = make_valid_batches(dataset, indices, settings.valid_max_tokens, tdev)
