@@ -57,10 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _budget_tag(b: float) -> str:
-    return f"{b:g}".replace("+", "")
-
-
 def find_indexed_predictor(device: str, space) -> Path:
     """The predictor listed for ``device`` and ``space`` in ``latency_predictors/index.yaml``.
 
@@ -161,9 +157,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        f"'{device_cfg.name}'")
     predictor.check_space(space)
 
-    from hat.search import (FitnessCache, LatencyCache, SearchLog, evolution_search, latency_range, pareto_search,
-                            plot_front)
-    from hat.search.pareto import ParetoResult, pareto_front, _archive
+    from hat.search import (FitnessCache, LatencyCache, ParetoResult, SearchLog, budget_subnet_filename,
+                            evolution_search, latency_range, pareto_front, pareto_search, plot_front, scored_archive)
     from hat.search.scoring import (make_predictor_latency_fn, make_supernet_score_fn, make_valid_batches,
                                     valid_subset_indices)
 
@@ -223,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         r = evolution_search(space, cache, latency, budgets[0], settings, rng, log=log, progress=progress)
         results = [r]
-        archive = _archive(cache, latency)
+        archive = scored_archive(cache, latency)
         res = ParetoResult(budgets_ms=budgets, results=results, front=pareto_front(archive), archive=archive,
                            evaluations=r.evaluations, cache_hits=r.cache_hits, seconds=r.seconds)
 
@@ -237,7 +232,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     flops=int(subnet_flops(r.best, space.qkv_dim)), valid_loss=round(r.best_loss, 6),
                     device=device_cfg.name, budget_ms=r.budget_ms, space=space.name)
         if pareto_mode:
-            r.best.save_yaml(out / f"subnet_{_budget_tag(r.budget_ms)}ms.yaml", **meta)
+            r.best.save_yaml(out / budget_subnet_filename(r.budget_ms), **meta)
         summary.append({**meta, "subnet": r.best.to_dict()})
     loosest = results[-1]
     loosest.best.save_yaml(out / "subnet.yaml", **{k: v for k, v in summary[-1].items() if k != "subnet"})
