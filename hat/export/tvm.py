@@ -48,8 +48,8 @@ def import_tvm(purpose: str = "TVM compilation"):
     Args:
         purpose: what needs TVM, for the error message.
     """
-    require("tvm.relax", purpose, pip="apache-tvm==0.27.0.post1", extra="tvm")
-    import tvm
+    tvm = require("tvm", purpose, pip="apache-tvm==0.27.0.post1", extra="tvm")
+    require("tvm.relax", purpose, pip="apache-tvm==0.27.0.post1", extra="tvm")  # builds without Relax exist
     return tvm
 
 
