@@ -4,7 +4,8 @@
   ``from hat.x import _foo`` or by ``module._foo`` (names outside ``hat``, e.g. torch's, are not ours to police);
 * no module outside ``hat/cli`` imports ``hat.cli`` (library, benchmarks and scripts call the library);
 * a ``hat/cli`` module imports no other CLI module, only ``hat.cli.common``;
-* ``ImportError`` is caught only in ``hat/optional.py``: optional packages go through ``hat.optional.require``.
+* ``ImportError`` is caught only in ``hat/optional.py``: optional packages go through ``hat.optional.require``;
+* data flows one way (docs/design.md): a ``hat`` package imports only packages before it in :data:`LAYERS`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ ALLOWED = {
     "scripts/reproduce_multi30k.py: imports hat.cli.quickstart",
     "scripts/reproduce_multi30k.py: uses private hat.cli.quickstart._row",
 }
+
+
+# docs/design.md's data flow, bottom to top: space -> nn -> data/train -> export -> latency -> predictor -> search.
+# Each top-level package (or module) of hat may import only itself and the ones listed before it. A new package
+# goes where its imports put it (``io`` is issue 13's ``hat/io.py``, ``translate`` issue 15's ``hat/translate.py``).
+LAYERS = ["errors", "io", "resources", "config", "optional", "space", "distributed", "score", "runtime", "nn",
+          "generate", "data", "interop", "train", "export", "latency", "predictor", "search", "translate", "cli"]
 
 
 def _private(name: str) -> bool:
@@ -164,6 +172,38 @@ def all_violations() -> set[str]:
 def test_structure_rules_hold(all_violations):
     new = sorted(all_violations - ALLOWED)
     assert not new, "structure rules broken (see this file's docstring):\n" + "\n".join(new)
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The hat top-level packages/modules that ``path`` imports (lazily or not), ``hat.cli`` left out."""
+    module = _module_name(path)
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            src = _resolve(node, module, _is_package(path))
+            names = [f"{src}.{a.name}" if src == "hat" else src for a in node.names]
+        else:
+            continue
+        out |= {n.split(".")[1] for n in names if n.startswith("hat.")}
+    return out - {"cli"}  # imports of hat.cli are the CLI rule's business (test_structure_rules_hold)
+
+
+def test_data_flows_one_way():
+    wrong, unknown = [], set()
+    for path in sorted((ROOT / "hat").rglob("*.py")):
+        parts = path.relative_to(ROOT / "hat").with_suffix("").parts
+        if parts == ("__init__",):
+            continue
+        me = parts[0]
+        for dep in _top_level_imports(path) - {me}:
+            if me not in LAYERS or dep not in LAYERS:
+                unknown |= {x for x in (me, dep) if x not in LAYERS}
+            elif LAYERS.index(dep) > LAYERS.index(me):
+                wrong.append(f"{path.relative_to(ROOT).as_posix()}: {me} imports {dep}, which comes after it")
+    assert not unknown, f"place {sorted(unknown)} in LAYERS (tests/test_structure.py) and docs/design.md"
+    assert not wrong, "imports against the data flow of docs/design.md:\n" + "\n".join(wrong)
 
 
 def test_allow_list_is_current(all_violations):
