@@ -4,7 +4,8 @@ One home for what the ONNX export (:mod:`hat.export.onnx`), the TVM export (:mod
 latency backend (:mod:`hat.latency.backends.tvm`) trace: the graph modules, their flat I/O names, example inputs and
 the ``meta.json`` description of the I/O contract (documented in :mod:`hat.export.onnx`).
 
-torch is imported when a graph is built, not at import time (``hat.export.tvm`` is imported by torch-free code).
+torch is imported when a graph is built, not at import time: importing ``hat.export.onnx`` or ``hat.export.tvm`` (for
+:class:`~hat.export.tvm.TvmTranslator`, which runs without torch) does not load torch.
 """
 
 from __future__ import annotations
