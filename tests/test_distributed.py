@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from hat.distributed import DistInfo, init_distributed, local_device
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("world", [None, "1"])
@@ -52,26 +46,10 @@ dist.destroy_process_group()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_ranks_join_one_gloo_group(tmp_path):
+def test_two_ranks_join_one_gloo_group(tmp_path, run_ranks):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port), OMP_NUM_THREADS="1",
-                   PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / "out")], env=env,
-                                      stderr=subprocess.PIPE, text=True))
-    for p in procs:
-        _, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-2000:]
+    run_ranks(script, tmp_path / "out")
     got = [json.loads((tmp_path / f"out.{r}").read_text()) for r in range(2)]
     assert got == [{"rank": r, "world": 2, "local": r, "main": r == 0, "enabled": True, "same": True,
                     "backend": "gloo", "sum": 3.0} for r in range(2)]

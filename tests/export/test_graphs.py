@@ -6,19 +6,11 @@ import pytest
 import torch
 
 from hat.export.graphs import build_graphs, example_inputs, graph_meta, io_names
-from hat.nn import ModelConfig, Transformer
-from hat.space import SubnetConfig
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    subnet = SubnetConfig(encoder_embed_dim=32, decoder_embed_dim=32, encoder_layer_num=2, decoder_layer_num=2,
-                          encoder_ffn_embed_dim=[64, 32], encoder_self_attention_heads=[2, 4],
-                          decoder_ffn_embed_dim=[32, 64], decoder_self_attention_heads=[4, 2],
-                          decoder_ende_attention_heads=[2, 4], decoder_arbitrary_ende_attn=[1, -1])
-    torch.manual_seed(0)
-    return Transformer(subnet, ModelConfig(src_vocab_size=24, tgt_vocab_size=20, share_all_embeddings=False,
-                                            dropout=0.0), 32).eval()
+def tiny(make_tiny_static):
+    return make_tiny_static(24, 20)  # unequal vocabularies: the logits axis is the target's
 
 
 def test_step_graph_is_one_incremental_decoder_step(tiny):
