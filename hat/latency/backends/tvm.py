@@ -1,8 +1,8 @@
 """Apache TVM backend (extra ``hat[tvm]``): the static SubTransformer compiled with Relax for the local CPU.
 
-``torch.export`` -> ``tvm.relax.frontend.torch.from_exported_program`` -> ``tvm.compile(target llvm)``, for the same
-two graphs as the ONNX export (encoder -> cross K/V; one decoder step with a dynamic-length self K/V cache), then
-HAT's loop in the Relax VM. Compiling takes tens of seconds per SubTransformer; meant for spot checks.
+``torch.export`` -> ``tvm.relax.frontend.torch.from_exported_program`` -> ``tvm.compile(target llvm)``, for the
+graphs every export uses (:func:`hat.export.graphs.build_graphs`: encoder -> cross K/V; one decoder step with a
+dynamic-length self K/V cache), then HAT's loop in the Relax VM. Compiling takes tens of seconds per SubTransformer; meant for spot checks.
 """
 
 from __future__ import annotations
