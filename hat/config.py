@@ -52,8 +52,22 @@ def dump_yaml(data: dict, path: str | os.PathLike) -> None:
     os.replace(tmp, p)
 
 
-def _check_type(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against annotation ``tp``, converting where lossless (int -> float, list -> tuple)."""
+def check_type(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against annotation ``tp``, converting where lossless (int -> float, list -> tuple).
+
+    The type check behind :func:`from_dict`, for a single value (e.g. a ``--set key=value`` override).
+
+    Args:
+        value: the value as read from YAML.
+        tp: a type annotation (``int``, ``Optional[str]``, ``list[int]``, a dataclass, ...).
+        where: prefix for error messages (file and key).
+
+    Returns:
+        ``value``, converted where lossless.
+
+    Raises:
+        ConfigError: ``value`` does not fit ``tp``.
+    """
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -62,7 +76,7 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         errors = []
         for a in args:
             try:
-                return _check_type(value, a, where)
+                return check_type(value, a, where)
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[-1] if errors else f"{where}: bad value {value!r}")
@@ -74,13 +88,13 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         elem = args[0] if args else Any
-        out = [_check_type(v, elem, f"{where}[{i}]") for i, v in enumerate(value)]
+        out = [check_type(v, elem, f"{where}[{i}]") for i, v in enumerate(value)]
         return out if origin is list else tuple(out)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         kt, vt = args if args else (Any, Any)
-        return {_check_type(k, kt, where): _check_type(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return {check_type(k, kt, where): check_type(v, vt, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
@@ -128,7 +142,7 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     for name, f in fields.items():
         key_where = f"{where}: {name}" if where else name
         if name in data:
-            kwargs[name] = _check_type(data[name], hints[name], key_where)
+            kwargs[name] = check_type(data[name], hints[name], key_where)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where or cls.__name__}: missing required key '{name}'")
     try:

@@ -22,6 +22,7 @@ from typing import Optional
 
 from hat.config import dump_yaml, from_dict, load_yaml, to_dict
 from hat.errors import ConfigError, SpaceError
+from hat.hat_yaml import is_hat_format, read_hat_yaml, space_fields, subnet_fields
 
 HAT_FEATURE_NAMES = (
     "encoder_embed_dim",
@@ -108,6 +109,19 @@ class SubnetConfig:
             raise ConfigError(f"subnet JSON is malformed: {e}") from None
         return cls.from_dict(d)
 
+    @classmethod
+    def from_hat(cls, data: dict, where: str = "HAT config") -> "SubnetConfig":
+        """From HAT's ``*-subtransformer`` flags (a parsed HAT file, :func:`hat.hat_yaml.read_hat_yaml`).
+
+        Raises:
+            ConfigError: a flag is missing, a list is shorter than its layer count, or the config is invalid.
+        """
+        fields = subnet_fields(data, where)
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}: {e}") from None
+
     def save_yaml(self, path: str | os.PathLike, **metadata) -> None:
         """Write ``{subnet: {...}, **metadata}`` to ``path`` (metadata e.g. predicted latency, params)."""
         data = {"subnet": self.to_dict()}
@@ -117,11 +131,10 @@ class SubnetConfig:
     @classmethod
     def load_yaml(cls, path: str | os.PathLike) -> "SubnetConfig":
         """Read a subnet YAML: either the genes at top level or under ``subnet:`` (other top-level keys ignored), or
-        HAT's SubTransformer format (``encoder-embed-dim-subtransformer: 512``, see :mod:`hat.interop.hat_configs`)."""
+        HAT's SubTransformer format (``encoder-embed-dim-subtransformer: 512``, see :mod:`hat.hat_yaml`)."""
         d = load_yaml(path)
-        from hat.interop import hat_configs  # lazy: that module builds on this one
-        if hat_configs.is_hat_format(d):
-            return hat_configs.subnet_from_hat(hat_configs.read_hat_yaml(path), str(path))
+        if is_hat_format(d):
+            return cls.from_hat(read_hat_yaml(path), str(path))
         if "subnet" in d:
             if not isinstance(d["subnet"], dict):
                 raise ConfigError(f"{path}: 'subnet' must be a mapping")
@@ -203,12 +216,25 @@ class SearchSpace:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "SearchSpace":
         """Load a space YAML (strict: unknown keys and bad values raise ConfigError), or HAT's SuperTransformer
-        format (``encoder-embed-choice: [640, 512]``, see :mod:`hat.interop.hat_configs`)."""
+        format (``encoder-embed-choice: [640, 512]``, see :mod:`hat.hat_yaml`), named after the file."""
         d = load_yaml(path)
-        from hat.interop import hat_configs  # lazy: that module builds on this one
-        if hat_configs.is_hat_format(d):
-            return hat_configs.load_hat_space(path)
+        if is_hat_format(d):
+            return cls.from_hat(read_hat_yaml(path), os.path.splitext(os.path.basename(path))[0], str(path))
         return from_dict(cls, d, str(path))
+
+    @classmethod
+    def from_hat(cls, data: dict, name: str, where: str = "HAT config") -> "SearchSpace":
+        """From HAT's ``*-choice`` flags and ``qkv-dim`` (a parsed HAT file, :func:`hat.hat_yaml.read_hat_yaml`).
+
+        Raises:
+            ConfigError: a choice flag is missing, a choice exceeds the super dims the file gives, or the space is
+                invalid.
+        """
+        fields = space_fields(data, name, where)
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}: {e}") from None
 
     def to_dict(self) -> dict:
         return to_dict(self)

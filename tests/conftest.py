@@ -46,3 +46,29 @@ def rng() -> random.Random:
 def tiny_space():
     from hat.space import load_space
     return load_space("multi30k_tiny")
+
+
+@pytest.fixture(scope="session")
+def run_ranks():
+    """``run_ranks(script, *args, world=2)``: run ``script`` as ``world`` processes with torchrun's environment
+    (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT on a free local port); fails the test if one exits non-zero."""
+    import socket
+    import subprocess
+    import sys
+
+    def run(script, *args, world: int = 2, timeout: float = 120) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        procs = []
+        for rank in range(world):
+            env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+                       PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+            procs.append(subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
+                                          stderr=subprocess.PIPE, text=True))
+        for p in procs:
+            _, err = p.communicate(timeout=timeout)
+            assert p.returncode == 0, err[-2000:]
+
+    return run

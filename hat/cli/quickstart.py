@@ -243,8 +243,8 @@ def bleu_of(args, preset: Preset, w: Path, ckpt, out_dir) -> dict:
 
 
 def _subnet_file(search_dir: Path, budget_ms: float) -> Path:
-    from hat.cli.search import _budget_tag  # the search writes one subnet YAML per budget
-    return search_dir / f"subnet_{_budget_tag(budget_ms)}ms.yaml"
+    from hat.search import budget_subnet_filename  # the search writes one subnet YAML per budget
+    return search_dir / budget_subnet_filename(budget_ms)
 
 
 def measure(subnet_yaml: str, vocab_size: int, repeats: int = 10) -> dict:

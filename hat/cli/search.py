@@ -58,10 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _budget_tag(b: float) -> str:
-    return f"{b:g}".replace("+", "")
-
-
 def find_indexed_predictor(device: str, space) -> Path:
     """The predictor listed for ``device`` and ``space`` in ``latency_predictors/index.yaml``.
 
@@ -108,22 +104,6 @@ def _infer_langs(data_dir: Path, split: str) -> tuple[str, str]:
                        f"({'found ' + ', '.join('-'.join(p) for p in sorted(pairs)) if pairs else 'no files'}); "
                        f"pass --src-lang and --tgt-lang")
     return next(iter(pairs))
-
-
-def _dist_setup(use_cuda: bool):
-    """Join torchrun's process group when WORLD_SIZE > 1: returns (rank, world, torch device)."""
-    import torch
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
-    if use_cuda:
-        torch.cuda.set_device(device)
-    if world > 1:
-        import torch.distributed as dist
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if use_cuda else "gloo")
-        return dist.get_rank(), world, device
-    return 0, 1, device
 
 
 @cli_main("hat-search")
@@ -178,9 +158,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        f"'{device_cfg.name}'")
     predictor.check_space(space)
 
-    from hat.search import (FitnessCache, LatencyCache, SearchLog, evolution_search, latency_range, pareto_search,
-                            plot_front)
-    from hat.search.pareto import ParetoResult, pareto_front, _archive
+    from hat.search import (FitnessCache, LatencyCache, ParetoResult, SearchLog, budget_subnet_filename,
+                            evolution_search, latency_range, pareto_front, pareto_search, plot_front, scored_archive)
     from hat.search.scoring import (make_predictor_latency_fn, make_supernet_score_fn, make_valid_batches,
                                     valid_subset_indices)
 
@@ -208,7 +187,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise HatError(f"{data_dir}: dictionary has {len(dataset.src_dict)} symbols but the supernet was trained "
                        f"with {model.cfg.src_vocab_size}; pass the supernet's --data")
     use_cuda = torch.cuda.is_available() and not args.cpu
-    rank, world, tdev = _dist_setup(use_cuda)
+    from hat.distributed import init_distributed, local_device
+    tdev = local_device(use_cuda)
+    job = init_distributed(tdev)
+    rank, world = job.rank, job.world_size
     model.to(tdev).eval()
     indices = valid_subset_indices(len(dataset), settings.valid_subset, settings.valid_subset_seed)
     batches = make_valid_batches(dataset, indices, settings.valid_max_tokens, tdev)
@@ -237,7 +219,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         r = evolution_search(space, cache, latency, budgets[0], settings, rng, log=log, progress=progress)
         results = [r]
-        archive = _archive(cache, latency)
+        archive = scored_archive(cache, latency)
         res = ParetoResult(budgets_ms=budgets, results=results, front=pareto_front(archive), archive=archive,
                            evaluations=r.evaluations, cache_hits=r.cache_hits, seconds=r.seconds)
 
@@ -251,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     flops=int(subnet_flops(r.best, space.qkv_dim)), valid_loss=round(r.best_loss, 6),
                     device=device_cfg.name, budget_ms=r.budget_ms, space=space.name)
         if pareto_mode:
-            r.best.save_yaml(out / f"subnet_{_budget_tag(r.budget_ms)}ms.yaml", **meta)
+            r.best.save_yaml(out / budget_subnet_filename(r.budget_ms), **meta)
         summary.append({**meta, "subnet": r.best.to_dict()})
     loosest = results[-1]
     loosest.best.save_yaml(out / "subnet.yaml", **{k: v for k, v in summary[-1].items() if k != "subnet"})

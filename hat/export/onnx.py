@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hat.errors import HatError
-from hat.space import num_ende_layers
+from hat.export.graphs import build_graphs, example_inputs, graph_meta, io_names
 
 FORMAT = "hat-onnx-1"
 DEFAULT_OPSET = 17
@@ -73,57 +73,6 @@ class ExportedPaths(NamedTuple):
     encoder: Path
     decoder_step: Path
     meta: Path
-
-
-def _io_names(n_dec: int) -> dict:
-    cross = [f"cross_{kv}_{i}" for i in range(n_dec) for kv in ("k", "v")]
-    self_in = [f"self_{kv}_{i}" for i in range(n_dec) for kv in ("k", "v")]
-    self_out = [f"new_{n}" for n in self_in]
-    return {
-        "enc_in": ["src_tokens"],
-        "enc_out": ["encoder_padding_mask"] + cross,
-        "dec_in": ["tokens", "step", "encoder_padding_mask"] + cross + self_in,
-        "dec_out": ["logits"] + self_out,
-        "cross": cross,
-        "self_in": self_in,
-        "self_out": self_out,
-    }
-
-
-def _wrappers(model):
-    import torch
-
-    class EncoderGraph(torch.nn.Module):
-        """src -> padding mask and every decoder layer's cross-attention K/V."""
-
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, src_tokens):
-            enc = self.m.encoder(src_tokens)
-            kv = self.m.decoder.cross_kv(enc)
-            return (enc.padding_mask,) + tuple(t for pair in kv for t in pair)
-
-    class StepGraph(torch.nn.Module):
-        """One decoder step; flat tensor I/O in :func:`_io_names` order."""
-
-        n_fixed = 3  # tokens, step, encoder_padding_mask; then *flat
-
-        def __init__(self, m, n):
-            super().__init__()
-            self.m, self.n = m, n
-
-        def forward(self, tokens, step, encoder_padding_mask, *flat):
-            n = self.n
-            cross = [(flat[2 * i], flat[2 * i + 1]) for i in range(n)]
-            sk = [flat[2 * n + 2 * i] for i in range(n)]
-            sv = [flat[2 * n + 2 * i + 1] for i in range(n)]
-            logits, nk, nv = self.m.decoder.step(tokens, step, cross, sk, sv, encoder_padding_mask)
-            return (logits,) + tuple(t for pair in zip(nk, nv) for t in pair)
-
-    n = model.subnet.decoder_layer_num
-    return EncoderGraph(model).eval(), StepGraph(model, n).eval()
 
 
 def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, check: bool = True,
@@ -144,40 +93,19 @@ def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, c
     Raises:
         HatError: unknown exporter, or the export / checker failed.
     """
-    import torch
-
     if exporter not in ("legacy", "dynamo"):
         raise HatError(f"unknown ONNX exporter '{exporter}': expected legacy or dynamo")
     if hasattr(model, "get_active_subnet"):  # SuperTransformer: export its active SubTransformer
         model = model.get_active_subnet()
     model = model.eval()
-    subnet = model.subnet
-    cfg = model.cfg
-    qkv = int(model.qkv_dim)
-    n_dec = subnet.decoder_layer_num
-    names = _io_names(n_dec)
+    n_dec = model.subnet.decoder_layer_num
+    names = io_names(n_dec)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = ExportedPaths(out / "encoder.onnx", out / "decoder_step.onnx", out / "meta.json")
 
-    # Example inputs: sizes >= 2 on dynamic axes (torch.export specialises 0/1), no pads.
-    batch, src_len, past = 2, 7, 3
-    src = torch.randint(4, cfg.src_vocab_size, (batch, src_len))
-    enc_graph, step_graph = _wrappers(model)
-    with torch.no_grad():
-        enc_outs = enc_graph(src)
-    layers = []
-    self_cache = []
-    for i in range(n_dec):
-        h = subnet.decoder_self_attention_heads[i]
-        eh = subnet.decoder_ende_attention_heads[i]
-        layers.append({"self_heads": h, "self_head_dim": qkv // h, "ende_heads": eh, "ende_head_dim": qkv // eh,
-                       "num_ende_layers": num_ende_layers(subnet.decoder_arbitrary_ende_attn[i]),
-                       "self_k": f"self_k_{i}", "self_v": f"self_v_{i}", "cross_k": f"cross_k_{i}",
-                       "cross_v": f"cross_v_{i}", "new_self_k": f"new_self_k_{i}", "new_self_v": f"new_self_v_{i}"})
-        self_cache += [torch.randn(batch, h, past, qkv // h), torch.randn(batch, h, past, qkv // h)]
-    step_args = (torch.randint(4, cfg.tgt_vocab_size, (batch, 1)), torch.tensor(past, dtype=torch.long),
-                 *enc_outs, *self_cache)
+    enc_graph, step_graph = build_graphs(model)
+    (src,), step_args = example_inputs(model, enc_graph)  # no pads; sizes >= 2 on dynamic axes
 
     enc_axes = {"src_tokens": {0: "batch", 1: "src_len"}, "encoder_padding_mask": {0: "batch", 1: "src_len"}}
     dec_axes = {"tokens": {0: "batch"}, "encoder_padding_mask": {0: "batch", 1: "src_len"}, "logits": {0: "batch"}}
@@ -188,8 +116,9 @@ def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, c
             dec_axes[f"self_{kv}_{i}"] = {0: "batch", 2: "past_len"}
             dec_axes[f"new_self_{kv}_{i}"] = {0: "batch", 2: "new_len"}
     try:
-        _export(enc_graph, (src,), paths.encoder, names["enc_in"], names["enc_out"], enc_axes, opset, exporter)
-        _export(step_graph, step_args, paths.decoder_step, names["dec_in"], names["dec_out"], dec_axes, opset,
+        _export(enc_graph, (src,), paths.encoder, names.encoder_inputs, names.encoder_outputs, enc_axes, opset,
+                exporter)
+        _export(step_graph, step_args, paths.decoder_step, names.step_inputs, names.step_outputs, dec_axes, opset,
                 exporter)
     except HatError:
         raise
@@ -204,25 +133,7 @@ def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, c
             except onnx.checker.ValidationError as e:
                 raise HatError(f"{p}: ONNX checker failed: {' '.join(str(e).split())[:300]}") from None
 
-    meta = {
-        "format": FORMAT,
-        "opset": opset,
-        "exporter": exporter,
-        "subnet": subnet.to_dict(),
-        "qkv_dim": qkv,
-        "src_vocab_size": cfg.src_vocab_size,
-        "tgt_vocab_size": cfg.tgt_vocab_size,
-        "padding_idx": cfg.padding_idx,
-        "eos_idx": cfg.eos_idx,
-        "bos_idx": 0,
-        "max_target_positions": cfg.max_target_positions,
-        "encoder_layers": subnet.encoder_layer_num,
-        "decoder_layers": layers,
-        "encoder": {"file": paths.encoder.name, "inputs": names["enc_in"], "outputs": names["enc_out"]},
-        "decoder_step": {"file": paths.decoder_step.name, "inputs": names["dec_in"], "outputs": names["dec_out"],
-                         "from_encoder": ["encoder_padding_mask"] + names["cross"],
-                         "cache_outputs": dict(zip(names["self_out"], names["self_in"]))},
-    }
+    meta = graph_meta(model, FORMAT, paths.encoder.name, paths.decoder_step.name, opset=opset, exporter=exporter)
     tmp = paths.meta.with_name(paths.meta.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, paths.meta)

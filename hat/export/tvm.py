@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from hat.errors import HatError
+from hat.export.graphs import build_graphs, example_inputs, graph_meta
+from hat.optional import require
 from hat.runtime.onnx import OnnxTranslator
 from hat.space import num_ende_layers
 
@@ -40,44 +42,15 @@ class TvmPaths(NamedTuple):
     meta: Path
 
 
-def import_tvm():
-    """Import tvm or raise HatError with the install hint."""
-    try:
-        import tvm  # noqa: F401
-        from tvm import relax  # noqa: F401
-    except ImportError as e:
-        raise HatError(f"TVM is not installed ({e}); pip install 'hat[tvm]' (apache-tvm==0.27.0.post1)") from None
+def import_tvm(purpose: str = "TVM compilation"):
+    """Import tvm with Relax (extra ``hat[tvm]``) or raise HatError with the install command.
+
+    Args:
+        purpose: what needs TVM, for the error message.
+    """
+    tvm = require("tvm", purpose, pip="apache-tvm==0.27.0.post1", extra="tvm")
+    require("tvm.relax", purpose, pip="apache-tvm==0.27.0.post1", extra="tvm")  # builds without Relax exist
     return tvm
-
-
-def _graphs(model):
-    import torch
-
-    n = model.subnet.decoder_layer_num
-
-    class EncoderGraph(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, src_tokens):
-            enc = self.m.encoder(src_tokens, None)
-            kv = self.m.decoder.cross_kv(enc)
-            return (enc.padding_mask,) + tuple(t for pair in kv for t in pair)
-
-    class StepGraph(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, tokens, step, encoder_padding_mask, *flat):
-            cross = [(flat[2 * i], flat[2 * i + 1]) for i in range(n)]
-            sk = [flat[2 * n + 2 * i] for i in range(n)]
-            sv = [flat[2 * n + 2 * i + 1] for i in range(n)]
-            logits, nk, nv = self.m.decoder.step(tokens, step, cross, sk, sv, encoder_padding_mask)
-            return (logits,) + tuple(t for pair in zip(nk, nv) for t in pair)
-
-    return EncoderGraph(model).eval(), StepGraph(model).eval()
 
 
 def _compile(ep, target: dict, path: Path, cross_compiler: Optional[str]) -> None:
@@ -121,37 +94,23 @@ def export_tvm(model, out_dir: str | os.PathLike, target: str = "host") -> TvmPa
     if hasattr(model, "get_active_subnet"):
         model = model.get_active_subnet()
     model = model.eval()
-    subnet, cfg, qkv = model.subnet, model.cfg, int(model.qkv_dim)
-    n = subnet.decoder_layer_num
+    subnet = model.subnet
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = TvmPaths(out / "encoder.so", out / "decoder_step.so", out / "meta.json")
-    enc_graph, step_graph = _graphs(model)
+    enc_graph, step_graph = build_graphs(model)
+    (src,), step_args = example_inputs(model, enc_graph)
 
     Dim = torch.export.Dim
     # No upper bounds: relax plans static storage for bounded symbolic shapes (bad_alloc at large bounds).
     batch, src_len, past = Dim("batch", min=1), Dim("src_len", min=2), Dim("past_len")
-    b, s, t = 2, 7, 3  # example sizes >= 2 (torch.export specialises 0 and 1)
-    src = torch.randint(4, cfg.src_vocab_size, (b, s))
-    with torch.no_grad():
-        enc_outs = enc_graph(src)
-    layers, self_cache, cross_shapes, self_shapes = [], [], [], []
-    for i in range(n):
-        h, eh = subnet.decoder_self_attention_heads[i], subnet.decoder_ende_attention_heads[i]
-        k = num_ende_layers(subnet.decoder_arbitrary_ende_attn[i])
-        layers.append({"self_heads": h, "self_head_dim": qkv // h, "ende_heads": eh, "ende_head_dim": qkv // eh,
-                       "num_ende_layers": k, "self_k": f"self_k_{i}", "self_v": f"self_v_{i}",
-                       "cross_k": f"cross_k_{i}", "cross_v": f"cross_v_{i}", "new_self_k": f"new_self_k_{i}",
-                       "new_self_v": f"new_self_v_{i}"})
-        self_cache += [torch.randn(b, h, t, qkv // h), torch.randn(b, h, t, qkv // h)]
+    cross_shapes, self_shapes = [], []
+    for v in subnet.decoder_arbitrary_ende_attn:
+        k = num_ende_layers(v)
         cross_len = src_len if k == 1 else k * src_len
         cross_shapes += [{0: batch, 2: cross_len}] * 2
         self_shapes += [{0: batch, 2: past}] * 2
-    step_args = (torch.randint(4, cfg.tgt_vocab_size, (b, 1)), torch.tensor(t, dtype=torch.long), *enc_outs,
-                 *self_cache)
     step_dyn = ({0: batch}, None, {0: batch, 1: src_len}, (*cross_shapes, *self_shapes))  # *flat is one tuple
-    cross_names = [f"cross_{kv}_{i}" for i in range(n) for kv in ("k", "v")]
-    self_in = [f"self_{kv}_{i}" for i in range(n) for kv in ("k", "v")]
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -164,20 +123,8 @@ def export_tvm(model, out_dir: str | os.PathLike, target: str = "host") -> TvmPa
     except Exception as e:  # torch.export / TVM raise many types: one line for the CLI
         raise HatError(f"TVM compilation failed (target {target}): {type(e).__name__}: "
                        f"{' '.join(str(e).split())[:300]}") from e
-    meta = {
-        "format": FORMAT, "target": target, "target_spec": TARGETS[target], "subnet": subnet.to_dict(),
-        "qkv_dim": qkv, "src_vocab_size": cfg.src_vocab_size, "tgt_vocab_size": cfg.tgt_vocab_size,
-        "padding_idx": cfg.padding_idx, "eos_idx": cfg.eos_idx, "bos_idx": 0,
-        "max_target_positions": cfg.max_target_positions, "encoder_layers": subnet.encoder_layer_num,
-        "decoder_layers": layers,
-        "encoder": {"file": paths.encoder.name, "inputs": ["src_tokens"],
-                    "outputs": ["encoder_padding_mask"] + cross_names},
-        "decoder_step": {"file": paths.decoder_step.name,
-                         "inputs": ["tokens", "step", "encoder_padding_mask"] + cross_names + self_in,
-                         "outputs": ["logits"] + [f"new_{x}" for x in self_in],
-                         "from_encoder": ["encoder_padding_mask"] + cross_names,
-                         "cache_outputs": {f"new_{x}": x for x in self_in}},
-    }
+    meta = graph_meta(model, FORMAT, paths.encoder.name, paths.decoder_step.name, target=target,
+                      target_spec=TARGETS[target])
     tmp = paths.meta.with_name("meta.json.tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, paths.meta)
@@ -193,7 +140,7 @@ class TvmTranslator(OnnxTranslator):
     def _load(self, d: Path, threads: int, providers) -> None:
         if threads:
             os.environ.setdefault("TVM_NUM_THREADS", str(threads))
-        tvm = import_tvm()
+        tvm = import_tvm("TVM translation")
         from tvm import relax
 
         if self.meta.get("target") != "host":

@@ -27,6 +27,7 @@ from typing import Any, Optional
 import torch
 
 from hat.errors import HatError
+from hat.hat_yaml import SUBNET_KEYS
 from hat.nn.config import ModelConfig
 from hat.nn.supertransformer import SuperTransformer
 from hat.nn.transformer import Transformer
@@ -107,8 +108,7 @@ def is_subtransformer_checkpoint(ck: dict) -> bool:
 
 def subnet_from_args(args: dict, where: str = "checkpoint") -> SubnetConfig:
     """The SubTransformer of a HAT SubTransformer checkpoint's ``args`` (HAT ``utils.get_subtransformer_config``)."""
-    from hat.interop.hat_configs import SUBNET_KEYS, subnet_from_hat
-    return subnet_from_hat({flag: args.get(flag.replace("-", "_")) for flag in SUBNET_KEYS.values()},
+    return SubnetConfig.from_hat({flag: args.get(flag.replace("-", "_")) for flag in SUBNET_KEYS.values()},
                            f"{where}: args")
 
 

@@ -34,6 +34,7 @@ from hat.errors import HatError
 from hat.latency.backends.base import Backend, Measurement
 from hat.latency.devices import DeviceConfig
 from hat.latency.protocol import ProfileSettings
+from hat.optional import require
 from hat.space import SubnetConfig
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,7 @@ class _Transient(Exception):
 
 
 def _paramiko():
-    try:
-        import paramiko
-    except ImportError:
-        raise HatError("ssh devices need paramiko: pip install paramiko") from None
-    return paramiko
+    return require("paramiko", "ssh devices")
 
 
 class SSHTransport:

@@ -144,21 +144,28 @@ def pareto_search(space: SearchSpace, score_fn: ScoreFn | FitnessCache, latency_
                                     budget_ms=b, history=r.history if r else [],
                                     evaluations=r.evaluations if r else 0, cache_hits=r.cache_hits if r else 0,
                                     seconds=r.seconds if r else 0.0))
-    archive = _archive(cache, latency)
+    archive = scored_archive(cache, latency)
     return ParetoResult(budgets_ms=budgets, results=results, front=pareto_front(archive), archive=archive,
                         evaluations=cache.evaluations - evals0, cache_hits=cache.hits - hits0,
                         seconds=time.perf_counter() - t0, strategy=settings.pareto_strategy)
 
 
-def _archive(cache: FitnessCache, latency: LatencyCache) -> list[FrontPoint]:
+def scored_archive(cache: FitnessCache, latency: LatencyCache) -> list[FrontPoint]:
+    """Every config ``cache`` has scored, with its loss and (cached) latency: the points a front is taken from."""
     cfgs = list(cache.configs.values())
     lats = latency(cfgs)
     return [FrontPoint(c, cache.losses[c.key()], l) for c, l in zip(cfgs, lats)]
 
 
 def _best_in_archive(cache: FitnessCache, latency: LatencyCache, budget_ms: float) -> Optional[FrontPoint]:
-    ok = [p for p in _archive(cache, latency) if p.latency_ms <= budget_ms]
+    ok = [p for p in scored_archive(cache, latency) if p.latency_ms <= budget_ms]
     return min(ok, key=lambda p: (p.loss, p.latency_ms)) if ok else None
+
+
+def budget_subnet_filename(budget_ms: float) -> str:
+    """File name of the config found under ``budget_ms`` by a multi-budget search: ``subnet_<budget>ms.yaml``
+    (``12.5`` -> ``subnet_12.5ms.yaml``; ``hat-search`` writes it, the quickstart reads it)."""
+    return f"subnet_{budget_ms:g}ms.yaml".replace("+", "")
 
 
 def plot_front(result: ParetoResult, path, title: str = "") -> None:

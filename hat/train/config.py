@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from hat.config import _check_type, from_dict, load_yaml, to_dict
+from hat.config import check_type, from_dict, load_yaml, to_dict
 from hat.errors import ConfigError
 
 LR_SCHEDULERS = ("inverse_sqrt", "cosine")
@@ -177,7 +177,7 @@ def apply_overrides(data: dict, overrides: Sequence[str], cwd: Optional[Path] = 
         tp = hints[key]
         if tp is str or tp == Optional[str]:
             value = None if (tp != str and value is None) else text.split("=", 1)[1]
-        out[key] = _check_type(value, tp, f"--set {key}")
+        out[key] = check_type(value, tp, f"--set {key}")
         if key in PATH_FIELDS and out[key]:
             out[key] = _resolve(out[key], cwd)
     return out

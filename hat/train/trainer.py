@@ -23,6 +23,7 @@ from typing import Any, Iterator, Optional
 
 import torch
 
+from hat.distributed import init_distributed, local_device
 from hat.errors import ConfigError, HatError
 from hat.train import checkpoint as ckpt_io
 from hat.train.config import TrainConfig
@@ -40,37 +41,6 @@ def stable_seed(*parts: Any) -> int:
 def subnet_rng(seed: int, update: int) -> random.Random:
     """The RNG that picks update ``update``'s SubTransformer (identical on every rank and after resume)."""
     return random.Random(stable_seed("subnet", seed, update))
-
-
-# ----- distributed -----
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group described by torchrun's env (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT).
-
-    gloo on CPU, NCCL on CUDA. Without WORLD_SIZE (or WORLD_SIZE=1) training is single-process.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    import torch.distributed as dist
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo", rank=info.rank, world_size=world)
-    return info
 
 
 # ----- logging -----
@@ -110,11 +80,9 @@ class TensorBoardLogger:
     """Scalars to TensorBoard (``torch.utils.tensorboard``, imported only when this format is chosen)."""
 
     def __init__(self, log_dir: Path):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise HatError("log_format tensorboard needs the tensorboard package (pip install tensorboard)") from None
-        self.w = SummaryWriter(str(log_dir))
+        from hat.optional import require
+        self.w = require("torch.utils.tensorboard", "log_format tensorboard", pip="tensorboard").SummaryWriter(
+            str(log_dir))
 
     def log(self, record: dict) -> None:
         kind, step = record.get("type", "train"), record.get("update", 0)
@@ -144,7 +112,7 @@ def _resolve_device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise HatError("device cuda requested but CUDA is not available")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return local_device(True)
     return torch.device("cpu")
 
 
@@ -197,7 +165,7 @@ class Trainer:
         self.device = _resolve_device(cfg.device)
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("amp fp16 needs CUDA (use amp: bf16 on CPU)")
-        self.dist = init_distributed(self.device.type)
+        self.dist = init_distributed(self.device)
         self.save_dir = Path(cfg.save_dir)
 
         # Data: rank 0 binarizes if needed, the others wait.

@@ -8,21 +8,13 @@ import torch
 tvm = pytest.importorskip("tvm")
 
 from hat.export.tvm import TvmTranslator, export_tvm  # noqa: E402
-from hat.nn import ModelConfig, Transformer  # noqa: E402
-from hat.space import SubnetConfig  # noqa: E402
 
 VOCAB = 32
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    # Two decoder layers, one attending to two encoder layers (arbitrary attention: cross length 2 x src_len).
-    subnet = SubnetConfig(encoder_embed_dim=32, decoder_embed_dim=32, encoder_layer_num=2, decoder_layer_num=2,
-                          encoder_ffn_embed_dim=[64, 32], encoder_self_attention_heads=[2, 4],
-                          decoder_ffn_embed_dim=[32, 64], decoder_self_attention_heads=[4, 2],
-                          decoder_ende_attention_heads=[2, 4], decoder_arbitrary_ende_attn=[1, -1])
-    torch.manual_seed(0)
-    model = Transformer(subnet, ModelConfig(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, dropout=0.0), 32).eval()
+def tiny(make_tiny_static):
+    model = make_tiny_static(VOCAB, VOCAB)
     with torch.no_grad():
         model.decoder.embed_tokens.weight.mul_(6.0)  # peaked outputs: hypotheses end before max_len
     return model

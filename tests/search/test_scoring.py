@@ -1,9 +1,5 @@
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -87,25 +83,10 @@ dist.destroy_process_group()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_gloo_ranks_equal_single_process(tiny, tiny_space, fairseq_fixture, tmp_path):
+def test_two_gloo_ranks_equal_single_process(tiny, tiny_space, fairseq_fixture, tmp_path, run_ranks):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port), OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, str(script), str(fairseq_fixture / "bin"),
-                                       str(tmp_path / "out")], env=env, stderr=subprocess.PIPE, text=True))
-    for p in procs:
-        _, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-2000:]
+    run_ranks(script, fairseq_fixture / "bin", tmp_path / "out")
     model, batches = tiny
     rng = random.Random(0)
     cfgs = [tiny_space.sample(rng) for _ in range(5)]

@@ -11,6 +11,7 @@ from pathlib import Path
 from hat.errors import HatError
 from hat.latency.backends.base import Backend, Measurement
 from hat.latency.protocol import ProfileSettings
+from hat.optional import require
 from hat.space import SubnetConfig
 
 
@@ -48,10 +49,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def measure(self, subnet: SubnetConfig) -> Measurement:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise HatError("runtime onnxruntime needs the onnxruntime package: pip install onnxruntime") from None
+        require("onnxruntime", "runtime onnxruntime")
         runner = load_runner()
         settings = dict(self.settings.to_json_dict(), threads=self.threads)
         with tempfile.TemporaryDirectory(prefix="hat_ort_") as d:

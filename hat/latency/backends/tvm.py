@@ -1,8 +1,8 @@
 """Apache TVM backend (extra ``hat[tvm]``): the static SubTransformer compiled with Relax for the local CPU.
 
-``torch.export`` -> ``tvm.relax.frontend.torch.from_exported_program`` -> ``tvm.compile(target llvm)``, for the same
-two graphs as the ONNX export (encoder -> cross K/V; one decoder step with a dynamic-length self K/V cache), then
-HAT's loop in the Relax VM. Compiling takes tens of seconds per SubTransformer; meant for spot checks.
+``torch.export`` -> ``tvm.relax.frontend.torch.from_exported_program`` -> ``tvm.compile(target llvm)``, for the
+graphs every export uses (:func:`hat.export.graphs.build_graphs`: encoder -> cross K/V; one decoder step with a
+dynamic-length self K/V cache), then HAT's loop in the Relax VM. Compiling takes tens of seconds per SubTransformer; meant for spot checks.
 """
 
 from __future__ import annotations
@@ -10,20 +10,9 @@ from __future__ import annotations
 import os
 import time
 
-from hat.errors import HatError
 from hat.latency.backends.base import Backend, Measurement
 from hat.latency.protocol import host_info
 from hat.space import SubnetConfig
-
-
-def _import_tvm():
-    try:
-        import tvm
-        from tvm import relax
-        from tvm.relax.frontend.torch import from_exported_program
-    except ImportError:
-        raise HatError("runtime tvm needs Apache TVM: pip install 'hat[tvm]'") from None
-    return tvm, relax, from_exported_program
 
 
 class TvmBackend(Backend):
@@ -34,15 +23,18 @@ class TvmBackend(Backend):
     def measure(self, subnet: SubnetConfig) -> Measurement:
         # TVM's thread pool reads this once, when it starts.
         os.environ.setdefault("TVM_NUM_THREADS", str(self.threads))
-        tvm, relax, from_exported_program = _import_tvm()
+        from hat.export.tvm import import_tvm
+        tvm = import_tvm("runtime tvm")
         import numpy as np
         import torch
+        from tvm import relax
+        from tvm.relax.frontend.torch import from_exported_program
 
-        from hat.export.onnx import _wrappers
+        from hat.export.graphs import build_graphs
         from hat.latency.backends.eager import build_static_model
         s = self.settings
         model = build_static_model(subnet, s, self.qkv_dim)
-        enc_graph, step_graph = _wrappers(model)
+        enc_graph, step_graph = build_graphs(model)
         target = tvm.target.Target({"kind": "llvm"})
         src = torch.tensor(s.source_tokens(), dtype=torch.long)
         with torch.no_grad():
