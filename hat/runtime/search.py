@@ -14,6 +14,7 @@ non-EOS candidates, and drops a sentence from the batch once it has ``beam`` fin
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -90,6 +91,14 @@ class BeamSearch:
         self.lenpen = lenpen
         self.unk_penalty = unk_penalty
         self.normalize_scores = normalize_scores
+
+    def with_beam_size(self, beam_size: int) -> "BeamSearch":
+        """A copy with another beam width (every other setting kept)."""
+        other = copy.copy(self)
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+        other.beam_size = beam_size
+        return other
 
     def search(self, bsz: int, src_len: int, step_fn: StepFn) -> list[list[Hypothesis]]:
         """Run the search for ``bsz`` sentences whose padded source width is ``src_len``.
@@ -226,13 +235,13 @@ class BeamSearch:
 
 
 class GreedyMixin:
-    """``greedy()`` for translators that own ``self.search`` (a :class:`BeamSearch`) and ``generate()``."""
+    """``greedy()`` for translators that own ``self.search`` (a :class:`BeamSearch`) and
+    ``generate(src_tokens, src_lengths, search=None)``."""
 
     def greedy(self, src_tokens, src_lengths) -> list[Hypothesis]:
-        """Greedy decoding (fairseq ``--beam 1``): the best hypothesis per sentence."""
-        saved = self.search.beam_size
-        self.search.beam_size = 1
-        try:
-            return [h[0] for h in self.generate(src_tokens, src_lengths)]
-        finally:
-            self.search.beam_size = saved
+        """Greedy decoding (fairseq ``--beam 1``): the best hypothesis per sentence.
+
+        Runs a separate ``BeamSearch(beam_size=1)``; the translator's own search is left untouched (safe to call
+        from several threads).
+        """
+        return [h[0] for h in self.generate(src_tokens, src_lengths, search=self.search.with_beam_size(1))]
