@@ -261,7 +261,7 @@ class RemoteOnnxRuntimeBackend(Backend):
         local = tempfile.mkdtemp(prefix="hat_remote_")
         try:
             for i, s in enumerate(subnets):
-                export_subnet(s, self.settings, self.qkv_dim, os.path.join(local, f"cfg_{i}"))
+                export_subnet(s, self.settings, self.qkv_dim, os.path.join(local, f"cfg_{i}"), self.device.quantize)
             shutil.copy(runner_path(), os.path.join(local, "runner.py"))
             pending = {str(i): s for i, s in enumerate(subnets)}
             yield from self._run_with_retries(local, pending)
