@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fairseq-output", help="also write fairseq-generate style S-/T-/H-/P- lines (scores in base 2, "
                    "as fairseq prints them) for diffing against fairseq-generate")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads of torch / onnxruntime (0 = leave as is)")
+    p.add_argument("--device", help="with --onnx: translate on this SSH device (configs/devices name or YAML) as a "
+                   "deployment smoke test; the device needs python3, numpy, onnxruntime, sentencepiece")
+    p.add_argument("--trust-on-first-use", action="store_true", help="--device: accept and save an unknown host key")
     p.add_argument("--quiet", action="store_true", help="no BLEU summary on stderr")
     return p
 
@@ -82,6 +85,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise HatError("--beam and --batch-size must be >= 1")
     if args.reference_output and args.input is not None:
         raise HatError("--reference-output needs a binarized split with targets (not --input)")
+    if args.device and not args.onnx:
+        raise HatError("--device translates with an export: pass --onnx EXPORT_DIR")
     if args.onnx:
         return _translate_onnx(args)
     if not args.data:
@@ -176,6 +181,8 @@ def _translate_onnx(args) -> int:
                        f"and spm.model)")
     if args.input is None:
         raise HatError("--onnx translates raw text: pass --input FILE (or - for stdin)")
+    if args.device:
+        return _translate_on_device(args)
     from hat.runtime import OnnxTranslator
 
     tr = OnnxTranslator(args.onnx, beam_size=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
@@ -192,6 +199,23 @@ def _translate_onnx(args) -> int:
     if not args.quiet:
         print(f"hat-translate: {len(hyps)} sentences in {elapsed:.1f}s ({len(hyps) / max(elapsed, 1e-9):.1f} "
               f"sentences/s), beam={args.beam}, onnxruntime", file=sys.stderr)
+    return 0
+
+
+def _translate_on_device(args) -> int:
+    from hat.latency.devices import load_device
+    from hat.latency.ssh import translate_on_device
+
+    device = load_device(args.device)
+    lines = _read_input(args.input)
+    if args.max_sentences > 0:
+        lines = lines[:args.max_sentences]
+    res = translate_on_device(device, args.onnx, lines, beam=args.beam, batch_size=args.batch_size,
+                              trust_on_first_use=args.trust_on_first_use)
+    _write_lines(args.output, res.translations)
+    if not args.quiet:
+        print(f"hat-translate: {len(lines)} sentences on device {device.name} ({res.host}, {res.runtime_version}, "
+              f"quantize {res.quantize}) in {res.seconds:.2f}s, beam={args.beam}", file=sys.stderr)
     return 0
 
 
