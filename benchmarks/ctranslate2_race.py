@@ -11,8 +11,9 @@ into chunks of ``--chunk``; per chunk every engine translates it, in an order th
 load from other processes hits all engines alike. sentences/s = sentences / summed engine time. Every chunk time and
 the load average around it go into the JSON (``--json``, default ``benchmarks/results/ctranslate2_race_<time>.json``).
 
-``--profile N`` additionally runs cProfile over our fp32 runtime at batch 1 on the first N sentences and stores
-the top functions (cumulative and own time) in the JSON.
+``--profile N`` additionally runs cProfile over our fp32 runtime on the first N sentences at each of
+``--profile-batch-sizes``, once with the beam top-k as it was before this benchmark's fix (``np.argpartition``) and
+once as it is now (argmax rounds), and stores wall times and the top functions in the JSON.
 
 Example (the run in docs/benchmarks.md)::
 
@@ -47,6 +48,26 @@ def _read(prefix: str, lang: str) -> list[str]:
     raise SystemExit(f"no {prefix}.{lang}[.gz]")
 
 
+def _profile(tr, sources, bs, translate_dataset) -> dict:
+    """cProfile one pass of ``tr`` over ``sources`` at batch ``bs`` (after a warm-up): wall time and top functions."""
+    translate_dataset(tr, sources[:2], batch_size=bs)
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    translate_dataset(tr, sources, batch_size=bs)
+    prof.disable()
+    wall = time.perf_counter() - t
+    rows = []
+    for (file, line, fn), (cc, nc, tt, ct, _) in pstats.Stats(prof).stats.items():
+        rows.append({"function": f"{Path(file).name}:{line}({fn})", "calls": nc, "own_s": round(tt, 4),
+                     "cumulative_s": round(ct, 4)})
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(20)
+    return {"sentences": len(sources), "batch_size": bs, "wall_s": round(wall, 3), "loadavg": os.getloadavg(),
+            "top_own": sorted(rows, key=lambda r: -r["own_s"])[:25],
+            "top_cumulative": sorted(rows, key=lambda r: -r["cumulative_s"])[:25], "text": text.getvalue()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="static uniform SubTransformer checkpoint (hat or fairseq)")
@@ -60,7 +81,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--chunk", type=int, default=100, help="sentences per interleaving chunk")
     p.add_argument("--max-sentences", type=int, default=0, help="first N sentences only (0 = all)")
-    p.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile ours_fp32 at batch 1 on N sentences")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="cProfile ours_fp32 on the first N sentences, with the old (argpartition) and new top-k")
+    p.add_argument("--profile-batch-sizes", default="1,32")
     p.add_argument("--json", help="raw results (default benchmarks/results/ctranslate2_race_<utc>.json)")
     args = p.parse_args(argv)
 
@@ -118,7 +141,7 @@ def main(argv=None) -> int:
     runners = {e: makers[e]() for e in engines}
     order = generation_order([len(s) for s in sources])
     samples, results = [], []
-    for bs in [int(x) for x in args.batch_sizes.split(",")]:
+    for bs in [int(x) for x in args.batch_sizes.split(",") if x.strip()]:
         out = {e: [None] * n for e in engines}
         total = {e: 0.0 for e in engines}
         for e in engines:
@@ -156,27 +179,21 @@ def main(argv=None) -> int:
 
     profile = None
     if args.profile:
-        tr = OnnxTranslator(tmp / "onnx_fp32", beam_size=args.beam, threads=args.threads)
+        import hat.runtime.search as search_mod
+        profile = {}
         ids = list(range(min(args.profile, n)))
-        translate_dataset(tr, [sources[i] for i in ids[:2]], batch_size=1)
-        prof = cProfile.Profile()
-        t = time.perf_counter()
-        prof.enable()
-        translate_dataset(tr, [sources[i] for i in ids], batch_size=1)
-        prof.disable()
-        wall = time.perf_counter() - t
-        st = pstats.Stats(prof)
-        rows = []
-        for (file, line, fn), (cc, nc, tt, ct, _) in st.stats.items():
-            rows.append({"function": f"{Path(file).name}:{line}({fn})", "calls": nc, "own_s": round(tt, 4),
-                         "cumulative_s": round(ct, 4)})
-        text = io.StringIO()
-        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
-        profile = {"sentences": len(ids), "wall_s": round(wall, 3),
-                   "top_own": sorted(rows, key=lambda r: -r["own_s"])[:25],
-                   "top_cumulative": sorted(rows, key=lambda r: -r["cumulative_s"])[:25],
-                   "text": text.getvalue()}
-        print(text.getvalue(), file=sys.stderr)
+        for bs in [int(x) for x in args.profile_batch_sizes.split(",")]:
+            # "argpartition" = the top-k before this benchmark's fix (np.argpartition + lexsort); "argmax" = now.
+            for topk, max_k in (("argpartition", 0), ("argmax", search_mod.ARGMAX_TOPK_MAX_K)):
+                saved, search_mod.ARGMAX_TOPK_MAX_K = search_mod.ARGMAX_TOPK_MAX_K, max_k
+                try:
+                    profile[f"batch{bs}_{topk}"] = _profile(OnnxTranslator(tmp / "onnx_fp32", beam_size=args.beam,
+                                                                           threads=args.threads),
+                                                            [sources[i] for i in ids], bs, translate_dataset)
+                finally:
+                    search_mod.ARGMAX_TOPK_MAX_K = saved
+                print(f"profile batch {bs} top-k {topk}: {profile[f'batch{bs}_{topk}']['wall_s']} s",
+                      file=sys.stderr, flush=True)
 
     import sentencepiece
     import torch
