@@ -80,6 +80,10 @@ class OnnxTranslator(GreedyMixin):
         unk: ``<unk>`` id (fairseq dictionaries: 3).
         threads: onnxruntime intra-op threads (0 = onnxruntime's default).
         providers: onnxruntime execution providers (default CPU).
+        src_lang, tgt_lang: languages of the bundled dictionaries for ``translate`` (default: ``meta.json``'s).
+
+    Raises:
+        HatError: a bad export directory (see :func:`load_meta`) or a graph onnxruntime cannot load.
 
     ``translate(texts)`` reads the dictionaries (and ``spm.model``) bundled in ``model_dir`` by ``hat-export --data``
     on first use (see :func:`hat.runtime.text.load_export_codec`).
@@ -122,8 +126,15 @@ class OnnxTranslator(GreedyMixin):
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = list(providers or ["CPUExecutionProvider"])
-        self.encoder = ort.InferenceSession(str(d / meta["encoder"]["file"]), opts, providers=providers)
-        self.decoder = ort.InferenceSession(str(d / meta["decoder_step"]["file"]), opts, providers=providers)
+        sessions = []
+        for graph in ("encoder", "decoder_step"):
+            path = d / meta[graph]["file"]
+            try:
+                sessions.append(ort.InferenceSession(str(path), opts, providers=providers))
+            except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...): one line
+                raise HatError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: "
+                               f"{' '.join(str(e).split())[:200]}); re-export it with hat-export") from None
+        self.encoder, self.decoder = sessions
         self._enc_inputs = {i.name for i in self.encoder.get_inputs()}
         self._dec_inputs = [i.name for i in self.decoder.get_inputs()]
 

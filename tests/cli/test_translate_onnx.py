@@ -86,6 +86,8 @@ def _break(kind: str, d):
     elif kind == "no_dicts":
         for p in d.glob("dict.*.txt"):
             p.unlink()
+    elif kind == "corrupt_graph":
+        (d / "encoder.onnx").write_bytes(b"not an onnx file")
     elif kind == "not_a_dir":
         shutil.rmtree(d)
 
@@ -97,6 +99,7 @@ def _break(kind: str, d):
     ("dict_size", "symbols, but the model's target vocabulary has 10040"),
     ("no_dicts", "no dict.*.txt"),
     ("not_a_dir", "no such export directory"),
+    ("corrupt_graph", "onnxruntime cannot load it"),
 ])
 def test_bad_export_dir_is_one_line_exit_2(export_dir, test_sentences, tmp_path, capsys, kind, needle):
     d = tmp_path / "broken"
