@@ -49,8 +49,7 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(args.threads)
     from hat.cli.common import parse_latency_ms
-    from hat.cli.search import _infer_langs
-    from hat.data import load_split
+    from hat.data import infer_langs, load_split
     from hat.predictor import load_predictor
     from hat.search import FitnessCache, evolution_search, load_settings
     from hat.search.scoring import (make_predictor_latency_fn, make_supernet_score_fn, make_valid_batches,
@@ -61,8 +60,7 @@ def main(argv=None) -> int:
     model, _ = load_model(args.supernet)
     predictor = load_predictor(args.predictor)
     predictor.check_space(model.space)
-    src, tgt = (args.src_lang, args.tgt_lang) if args.src_lang and args.tgt_lang else \
-        _infer_langs(Path(args.data), args.split)
+    src, tgt = infer_langs(args.data, args.split, args.src_lang, args.tgt_lang)
     ds = load_split(args.data, args.split, src, tgt)
     latency_fn = make_predictor_latency_fn(predictor)
 

@@ -40,11 +40,11 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(args.threads)
 
-    from hat.cli.translate import infer_langs, load_any_model
-    from hat.data.indexed import MMapIndexedDataset
+    from hat.data import MMapIndexedDataset, infer_langs
     from hat.export.onnx import export_onnx
     from hat.generate import SequenceGenerator
     from hat.runtime import OnnxTranslator, translate_dataset
+    from hat.translate import load_any_model
 
     src, tgt = infer_langs(args.data, args.subset, None, None)
     ds = MMapIndexedDataset(os.path.join(args.data, f"{args.subset}.{src}-{tgt}.{src}"))

@@ -66,12 +66,14 @@ class SequenceGenerator(GreedyMixin):
         fn(state, order)
 
     @torch.no_grad()
-    def generate(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor) -> list[list[Hypothesis]]:
+    def generate(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor,
+                 search: Optional[BeamSearch] = None) -> list[list[Hypothesis]]:
         """Decode one batch.
 
         Args:
             src_tokens: ``[B, S]`` int64, left-padded, each row ending with EOS (fairseq collate).
             src_lengths: ``[B]`` non-pad lengths.
+            search: search to run instead of ``self.search`` (``greedy()`` passes a beam-1 copy).
 
         Returns:
             Per sentence (batch order), up to ``beam_size`` hypotheses sorted best first.
@@ -80,7 +82,8 @@ class SequenceGenerator(GreedyMixin):
         src_tokens = torch.as_tensor(src_tokens, dtype=torch.long)
         src_lengths = torch.as_tensor(src_lengths, dtype=torch.long)
         bsz, src_len = src_tokens.shape
-        beam = self.beam_size
+        search = search or self.search
+        beam = search.beam_size
         encoder_out = model.encoder(src_tokens, src_lengths)
         new_order = torch.arange(bsz).repeat_interleave(beam)
         encoder_out = model.encoder.reorder_encoder_out(encoder_out, new_order)
@@ -98,5 +101,5 @@ class SequenceGenerator(GreedyMixin):
             lprobs = model.get_normalized_probs((logits[:, -1:, :], extra), log_probs=True)
             return lprobs[:, -1, :].float().numpy()
 
-        return self.search.search(bsz, src_len, step_fn)
+        return search.search(bsz, src_len, step_fn)
 

@@ -92,18 +92,6 @@ def find_indexed_predictor(device: str, space) -> Path:
                    f"(have: {', '.join(have) or 'none'}); pass --predictor")
 
 
-def _infer_langs(data_dir: Path, split: str) -> tuple[str, str]:
-    import re
-    pairs = set()
-    for f in data_dir.glob(f"{split}.*-*.*.bin"):
-        m = re.match(rf"^{re.escape(split)}\.([^.]+)-([^.]+)\.([^.]+)\.bin$", f.name)
-        if m:
-            pairs.add((m.group(1), m.group(2)))
-    if len(pairs) != 1:
-        raise HatError(f"{data_dir}: cannot tell the language pair of split '{split}' "
-                       f"({'found ' + ', '.join('-'.join(p) for p in sorted(pairs)) if pairs else 'no files'}); "
-                       f"pass --src-lang and --tgt-lang")
-    return next(iter(pairs))
 
 
 @cli_main("hat-search")
@@ -180,7 +168,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     split = args.split or tcfg.get("valid_subset") or "valid"
     src, tgt = args.src_lang or tcfg.get("src_lang"), args.tgt_lang or tcfg.get("tgt_lang")
     if not (src and tgt):
-        src, tgt = _infer_langs(data_dir, split)
+        from hat.data import infer_langs
+        src, tgt = infer_langs(data_dir, split, src, tgt)
     from hat.data import load_split
     dataset = load_split(data_dir, split, src, tgt)
     if len(dataset.src_dict) != model.cfg.src_vocab_size:

@@ -5,17 +5,20 @@ checkpoint, or HAT's (a SuperTransformer with ``--subnet HAT_*.yml``, or a SubTr
 their keys. Output: one hypothesis per line in dataset-id (or input-line) order; tokens
 joined by spaces, or decoded pieces with ``--bpe sentencepiece`` (implied when the data dir has ``spm.model``).
 
-Example:
+With ``--onnx EXPORT_DIR`` (an ``hat-export --format onnx --data ...`` folder) raw text is translated by the
+torch-free runtime (:class:`hat.runtime.OnnxTranslator`, numpy + onnxruntime + sentencepiece; torch is never imported)
+with the bundled dictionaries and sentencepiece model; same hypotheses as the checkpoint it was exported from.
+
+Examples:
     hat-translate --checkpoint checkpoint_best.pt --data data-bin --subset valid --beam 4 --output hyp.txt
+    hat-translate --onnx export/onnx --input sentences.de --output sentences.en
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -24,15 +27,18 @@ from typing import Optional, Sequence
 from hat.cli.common import cli_main
 from hat.errors import HatError
 
-# fairseq's escaped reference unk: never matches a hypothesis token, as in fairseq's scorer.
-ESCAPED_UNK = "<<unk>>"
+# Options that only make sense for the PyTorch path (a checkpoint plus a binarized data directory).
+CHECKPOINT_ONLY = ("subnet", "data", "bpe", "spm_model", "reference_output", "fairseq_output")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hat-translate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="hat or fairseq checkpoint")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="hat or fairseq checkpoint")
+    model.add_argument("--onnx", metavar="EXPORT_DIR", help="ONNX export directory (hat-export --format onnx "
+                       "--data ...): torch-free, raw text only (--input)")
     p.add_argument("--subnet", help="subnet YAML (required for a SuperTransformer checkpoint)")
-    p.add_argument("--data", required=True, help="binarized data dir (dict.*.txt, split .bin/.idx)")
+    p.add_argument("--data", help="binarized data dir (dict.*.txt, split .bin/.idx); required with --checkpoint")
     p.add_argument("--subset", default="test", help="split to translate (valid, test, ...)")
     p.add_argument("--input", help="raw text file to translate instead of --subset ('-' = stdin)")
     p.add_argument("--source-lang", "-s", help="source language (default: inferred from the data dir)")
@@ -53,86 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-output", help="also write the references (same order and post-processing)")
     p.add_argument("--fairseq-output", help="also write fairseq-generate style S-/T-/H-/P- lines (scores in base 2, "
                    "as fairseq prints them) for diffing against fairseq-generate")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = leave as is)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads of torch / onnxruntime (0 = leave as is)")
+    p.add_argument("--device", help="with --onnx: translate on this SSH device (configs/devices name or YAML) as a "
+                   "deployment smoke test; the device needs python3, numpy, onnxruntime, sentencepiece")
+    p.add_argument("--trust-on-first-use", action="store_true", help="--device: accept and save an unknown host key")
     p.add_argument("--quiet", action="store_true", help="no BLEU summary on stderr")
     return p
-
-
-def load_any_model(path: str, subnet_path: Optional[str] = None):
-    """Load a hat or fairseq checkpoint as an eval-mode model ready for decoding.
-
-    A SuperTransformer is reduced to the subnet of ``subnet_path`` (required for it).
-
-    Raises:
-        HatError: unreadable checkpoint, or a SuperTransformer without a subnet.
-    """
-    from hat.train.checkpoint import load_model
-
-    if not os.path.isfile(path):
-        raise HatError(f"{path}: no such checkpoint")
-    # load_model tells hat checkpoints (model_config/space keys) from fairseq ones (args/cfg keys).
-    model, _ = load_model(path)
-    if hasattr(model, "get_active_subnet"):
-        if not subnet_path:
-            raise HatError(f"{path} holds a SuperTransformer: pass --subnet subnet.yaml to pick a SubTransformer")
-        from hat.space import SubnetConfig
-        subnet = SubnetConfig.load_yaml(subnet_path)
-        model.space.check(subnet)
-        model = model.get_active_subnet(subnet)
-    elif subnet_path:
-        # Accepted when it names the checkpoint's own architecture (HAT's generate.py always takes --configs).
-        from hat.space import SubnetConfig
-        if SubnetConfig.load_yaml(subnet_path) != model.subnet:
-            raise HatError(f"{path} holds a static Transformer of another architecture than --subnet {subnet_path}; "
-                           f"--subnet selects a SubTransformer of SuperTransformer checkpoints only")
-    return model.eval()
-
-
-def infer_langs(data_dir: str, subset: str, src: Optional[str], tgt: Optional[str]) -> tuple[str, str]:
-    """Source/target languages from ``SUBSET.SRC-TGT.SRC.idx`` (or ``dict.*.txt``) file names."""
-    if src and tgt:
-        return src, tgt
-    pat = re.compile(rf"^{re.escape(subset)}\.([^.-]+)-([^.-]+)\.([^.]+)\.idx$")
-    pairs = set()
-    for f in os.listdir(data_dir):
-        m = pat.match(f)
-        if m and m.group(3) in (m.group(1), m.group(2)):
-            pairs.add((m.group(1), m.group(2)))
-    pairs = {(s, t) for s, t in pairs if (src in (None, s)) and (tgt in (None, t))}
-    if len(pairs) == 1:
-        return next(iter(pairs))
-    if not pairs:
-        dicts = sorted(Path(p).name[5:-4] for p in glob.glob(os.path.join(data_dir, "dict.*.txt")))
-        if src and tgt is None and len(dicts) == 2:
-            return src, next(d for d in dicts if d != src)
-        raise HatError(f"{data_dir}: no {subset}.SRC-TGT.* files found; pass --source-lang/--target-lang "
-                       f"(dictionaries there: {', '.join(dicts) or 'none'})")
-    raise HatError(f"{data_dir}: several language pairs for {subset} ({sorted(pairs)}); pass --source-lang/--target-lang")
-
-
-class TextCodec:
-    """Raw text <-> token ids through an optional sentencepiece model and the fairseq dictionaries."""
-
-    def __init__(self, src_dict, tgt_dict, spm_model: Optional[str]):
-        self.src_dict, self.tgt_dict = src_dict, tgt_dict
-        self.sp = None
-        if spm_model:
-            import sentencepiece as spm
-            if not os.path.isfile(spm_model):
-                raise HatError(f"{spm_model}: no such sentencepiece model")
-            self.sp = spm.SentencePieceProcessor(model_file=spm_model)
-
-    @property
-    def bpe_symbol(self) -> Optional[str]:
-        return "sentencepiece" if self.sp is not None else None
-
-    def encode_source(self, line: str):
-        text = " ".join(self.sp.encode(line.strip(), out_type=str)) if self.sp is not None else line
-        return self.src_dict.encode_line(text, add_eos=True)
-
-    def decode_target(self, ids, escape_unk: bool = False) -> str:
-        return self.tgt_dict.string(ids, bpe_symbol=self.bpe_symbol,
-                                    unk_string=ESCAPED_UNK if escape_unk else None)
 
 
 def _write_lines(path: Optional[str], lines: Sequence[str]) -> None:
@@ -154,19 +86,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise HatError("--beam and --batch-size must be >= 1")
     if args.reference_output and args.input is not None:
         raise HatError("--reference-output needs a binarized split with targets (not --input)")
+    if args.device and not args.onnx:
+        raise HatError("--device translates with an export: pass --onnx EXPORT_DIR")
+    if args.onnx:
+        return _translate_onnx(args)
+    if not args.data:
+        raise HatError("--checkpoint needs --data (the binarized data directory with its dictionaries)")
     import torch
 
-    from hat.data.dictionary import Dictionary
-    from hat.data.indexed import MMapIndexedDataset
+    from hat.data import Dictionary, MMapIndexedDataset, infer_langs
+    from hat.data.langs import infer_langs_any_split
     from hat.generate import SequenceGenerator, translate_dataset
+    from hat.runtime.text import TextCodec
     from hat.score import sacrebleu_corpus, tokenized_bleu
+    from hat.translate import load_any_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if not os.path.isdir(args.data):
         raise HatError(f"{args.data}: no such data directory")
+    # Raw input needs only the pair: any split's file names tell it (the --subset default need not exist).
     src, tgt = infer_langs(args.data, args.subset, args.source_lang, args.target_lang) if args.input is None else \
-        _langs_for_input(args)
+        infer_langs_any_split(args.data, args.subset, args.source_lang, args.target_lang)
     src_dict = Dictionary.load(os.path.join(args.data, f"dict.{src}.txt"))
     tgt_dict = Dictionary.load(os.path.join(args.data, f"dict.{tgt}.txt"))
     spm_model = args.spm_model
@@ -190,9 +131,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     refs: Optional[list[str]] = None
     tgt_sizes = None
     if args.input is not None:
-        stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
-        with stream:
-            sources = [codec.encode_source(line) for line in stream]
+        sources = [codec.encode_source(line) for line in _read_input(args.input)]
     else:
         prefix = os.path.join(args.data, f"{args.subset}.{src}-{tgt}.")
         src_ds = MMapIndexedDataset(prefix + src)
@@ -227,6 +166,60 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def _read_input(path: str) -> list[str]:
+    if path != "-" and not os.path.isfile(path):
+        raise HatError(f"{path}: no such input file")
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    with stream:
+        return [line.rstrip("\n") for line in stream]
+
+
+def _translate_onnx(args) -> int:
+    """``--onnx``: raw text through the torch-free runtime (nothing here may import torch)."""
+    given = [f"--{k.replace('_', '-')}" for k in CHECKPOINT_ONLY if getattr(args, k)]
+    if given:
+        raise HatError(f"{', '.join(given)} apply to --checkpoint, not --onnx (the export bundles its dictionaries "
+                       f"and spm.model)")
+    if args.input is None:
+        raise HatError("--onnx translates raw text: pass --input FILE (or - for stdin)")
+    if args.device:
+        return _translate_on_device(args)
+    from hat.runtime import OnnxTranslator
+
+    tr = OnnxTranslator(args.onnx, beam_size=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
+                        min_len=args.min_len, lenpen=args.lenpen, unk_penalty=args.unk_penalty,
+                        threads=args.threads, src_lang=args.source_lang, tgt_lang=args.target_lang)
+    tr.codec  # check the bundled dictionaries before reading any input
+    lines = _read_input(args.input)
+    if args.max_sentences > 0:
+        lines = lines[:args.max_sentences]
+    t0 = time.perf_counter()
+    hyps = tr.translate(lines, batch_size=args.batch_size)
+    elapsed = time.perf_counter() - t0
+    _write_lines(args.output, hyps)
+    if not args.quiet:
+        print(f"hat-translate: {len(hyps)} sentences in {elapsed:.1f}s ({len(hyps) / max(elapsed, 1e-9):.1f} "
+              f"sentences/s), beam={args.beam}, onnxruntime", file=sys.stderr)
+    return 0
+
+
+def _translate_on_device(args) -> int:
+    from hat.latency.devices import load_device
+    from hat.latency.ssh import translate_on_device
+
+    device = load_device(args.device)
+    lines = _read_input(args.input)
+    if args.max_sentences > 0:
+        lines = lines[:args.max_sentences]
+    res = translate_on_device(device, args.onnx, lines, beam=args.beam, batch_size=args.batch_size,
+                              trust_on_first_use=args.trust_on_first_use)
+    _write_lines(args.output, res.translations)
+    if not args.quiet:
+        print(f"hat-translate: {len(lines)} sentences on device {device.name} ({res.host}, {res.runtime_version}, "
+              f"quantize {res.quantize}) in {res.seconds:.2f}s, beam={args.beam}", file=sys.stderr)
+    return 0
+
+
 def _fairseq_lines(best, hyps, refs, sources, codec) -> list[str]:
     """fairseq-generate's per-sentence block (dataset-id order): S, T, H (score / ln 2), P (per-token, base 2)."""
     ln2 = math.log(2)
@@ -238,18 +231,3 @@ def _fairseq_lines(best, hyps, refs, sources, codec) -> list[str]:
         out.append(f"H-{i}\t{h.score / ln2}\t{text}")
         out.append(f"P-{i}\t{' '.join(f'{p / ln2:.4f}' for p in h.positional_scores.tolist())}")
     return out
-
-
-def _langs_for_input(args) -> tuple[str, str]:
-    if args.source_lang and args.target_lang:
-        return args.source_lang, args.target_lang
-    # Any split's file names tell the pair (the --subset default need not exist for raw input).
-    splits = sorted({f.split(".")[0] for f in os.listdir(args.data) if f.endswith(".idx")})
-    for split in [args.subset] + [s for s in splits if s != args.subset]:
-        try:
-            return infer_langs(args.data, split, args.source_lang, args.target_lang)
-        except HatError:
-            continue
-    dicts = sorted(Path(p).name[5:-4] for p in glob.glob(os.path.join(args.data, "dict.*.txt")))
-    raise HatError(f"cannot tell source/target languages for --input; pass --source-lang/--target-lang "
-                   f"(dictionaries in {args.data}: {', '.join(dicts) or 'none'})")

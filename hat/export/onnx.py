@@ -29,7 +29,8 @@ Files written by :func:`export_onnx` into ``out_dir``:
     Batch, source length and ``past_len`` axes are dynamic.
 
 ``meta.json``
-    ``format`` (``"hat-onnx-1"``), ``opset``, ``exporter``, ``subnet`` (SubnetConfig dict), ``qkv_dim``,
+    ``format`` (``"hat-onnx-1"``), ``quantize`` (``"none"`` or ``"int8"``, :func:`quantize_onnx`), ``source_lang``
+    / ``target_lang`` (when :func:`bundle_text_files` copied ``dict.*.txt`` and ``spm.model`` beside the graphs), ``opset``, ``exporter``, ``subnet`` (SubnetConfig dict), ``qkv_dim``,
     ``src_vocab_size``, ``tgt_vocab_size``, ``padding_idx``, ``eos_idx``, ``bos_idx`` (0), ``encoder_layers``,
     ``decoder_layers`` (a list, per layer: ``self_heads``, ``self_head_dim``, ``ende_heads``, ``ende_head_dim``,
     ``num_ende_layers`` and its I/O names ``self_k``, ``self_v``, ``cross_k``, ``cross_v``, ``new_self_k``,
@@ -55,6 +56,7 @@ A greedy loop in numpy + onnxruntime (``device_profiling/runner.py`` implements 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -62,6 +64,7 @@ from typing import NamedTuple
 
 from hat.errors import HatError
 from hat.export.graphs import build_graphs, example_inputs, graph_meta, io_names
+from hat.optional import require
 
 FORMAT = "hat-onnx-1"
 DEFAULT_OPSET = 17
@@ -133,10 +136,9 @@ def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, c
             except onnx.checker.ValidationError as e:
                 raise HatError(f"{p}: ONNX checker failed: {' '.join(str(e).split())[:300]}") from None
 
-    meta = graph_meta(model, FORMAT, paths.encoder.name, paths.decoder_step.name, opset=opset, exporter=exporter)
-    tmp = paths.meta.with_name(paths.meta.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, paths.meta)
+    meta = graph_meta(model, FORMAT, paths.encoder.name, paths.decoder_step.name, quantize="none", opset=opset,
+                      exporter=exporter)
+    update_meta(out, meta)
     return paths
 
 
@@ -159,3 +161,111 @@ def _export(module, args, path: Path, input_names, output_names, axes, opset: in
                               dynamic_shapes=shapes, opset_version=opset, dynamo=True, external_data=False,
                               optimize=True, verbose=False)
     os.replace(tmp, path)
+
+
+QUANTIZE_MODES = ("none", "int8")
+
+
+def quantize_onnx(out_dir: str | os.PathLike, mode: str = "int8") -> list[Path]:
+    """Quantize an :func:`export_onnx` folder in place: ONNX Runtime dynamic quantization of the MatMul weights.
+
+    ``int8``: ``onnxruntime.quantization.quantize_dynamic`` with ``op_types_to_quantize=["MatMul"]`` and signed int8
+    weights; activations are quantized per call at run time (``DynamicQuantizeLinear`` + ``MatMulInteger``), so no
+    calibration data is needed. Embedding lookups, layer norms and softmax stay float32. ``meta.json`` records the
+    mode under ``quantize``; the I/O contract does not change.
+
+    Args:
+        out_dir: an ONNX export directory (``meta.json``, ``encoder.onnx``, ``decoder_step.onnx``).
+        mode: ``"int8"`` (``"none"`` leaves the folder as it is).
+
+    Returns:
+        The rewritten graph files.
+
+    Raises:
+        HatError: unknown mode, not an export directory, already quantized, or onnxruntime's quantizer failed.
+    """
+    if mode not in QUANTIZE_MODES:
+        raise HatError(f"unknown quantization '{mode}': expected {' or '.join(QUANTIZE_MODES)}")
+    from hat.runtime.onnx import load_meta
+    out = Path(out_dir)
+    meta = load_meta(out)
+    if mode == "none":
+        return []
+    if meta.get("quantize", "none") != "none":
+        raise HatError(f"{out}: already quantized ({meta['quantize']})")
+    quantization = require("onnxruntime.quantization", "--quantize", pip="onnxruntime")
+    QuantType, quantize_dynamic = quantization.QuantType, quantization.quantize_dynamic
+    files = []
+    for graph in ("encoder", "decoder_step"):
+        p = out / meta[graph]["file"]
+        tmp = p.with_name(p.stem + ".int8.tmp.onnx")
+        try:
+            # The quantizer logs "consider pre-processing" on the root logger: shapes are already static enough.
+            logging.disable(logging.WARNING)
+            try:
+                quantize_dynamic(str(p), str(tmp), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+            finally:
+                logging.disable(logging.NOTSET)
+        except Exception as e:  # the quantizer raises many types; one line naming the file
+            tmp.unlink(missing_ok=True)
+            raise HatError(f"{p}: int8 quantization failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}") \
+                from e
+        os.replace(tmp, p)
+        files.append(p)
+    meta["quantize"] = mode
+    update_meta(out, meta)
+    return files
+
+
+def update_meta(out_dir: str | os.PathLike, meta: dict) -> Path:
+    """Write ``meta.json`` of an export directory atomically (temp file + ``os.replace``)."""
+    p = Path(out_dir) / "meta.json"
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, p)
+    return p
+
+
+def bundle_text_files(out_dir: str | os.PathLike, data_dir: str | os.PathLike, src_lang: str | None = None,
+                      tgt_lang: str | None = None, fmt: str = FORMAT) -> list[Path]:
+    """Copy the dictionaries and ``spm.model`` of ``data_dir`` next to an export, and record the languages in
+    ``meta.json`` (``source_lang``, ``target_lang``), so the export translates text on its own
+    (:meth:`hat.runtime.OnnxTranslator.translate`).
+
+    The languages come from the arguments, else from the data directory's file names (one dictionary file: the
+    same language both sides is not assumed; the pair stays unrecorded).
+
+    Returns:
+        The copied files.
+
+    Raises:
+        HatError: ``data_dir`` missing or without dictionaries, or a dictionary of another size than the model's.
+    """
+    import shutil
+
+    from hat.runtime.onnx import load_meta
+    from hat.runtime.text import load_export_codec
+    data = Path(data_dir)
+    if not data.is_dir():
+        raise HatError(f"{data_dir}: no such data directory")
+    dicts = sorted(data.glob("dict.*.txt"))
+    if not dicts:
+        raise HatError(f"{data_dir}: no dict.*.txt to bundle with the export")
+    out = Path(out_dir)
+    meta = load_meta(out, fmt)
+    if not (src_lang and tgt_lang):
+        from hat.data.langs import infer_langs_any_split
+        try:
+            src_lang, tgt_lang = infer_langs_any_split(data, "train", src_lang, tgt_lang)
+        except HatError:
+            pass  # e.g. only dictionaries there: the runtime resolves them (or asks for the languages)
+    copied = []
+    for p in dicts + [data / "spm.model"]:
+        if p.is_file():
+            shutil.copyfile(p, out / p.name)
+            copied.append(out / p.name)
+    if src_lang and tgt_lang:
+        meta["source_lang"], meta["target_lang"] = src_lang, tgt_lang
+        update_meta(out, meta)
+    load_export_codec(out, meta)  # fail now, not on the device, when the dictionaries do not fit the model
+    return copied

@@ -24,6 +24,7 @@ from hat.errors import ConfigError
 TRANSPORTS = ("local", "ssh")
 RUNTIMES = ("eager", "onnxruntime", "tvm", "debug")
 ACCELERATORS = ("cpu", "cuda")
+QUANTIZE = ("none", "int8")
 
 
 @dataclass
@@ -61,6 +62,8 @@ class DeviceConfig:
     runtime: str = "onnxruntime"  # eager | onnxruntime | tvm | debug
     threads: int = 1  # intra-op threads pinned during measurement
     accelerator: str = "cpu"  # cpu | cuda (cuda: eager runtime, local only)
+    # none | int8: int8 measures ONNX exports with dynamically quantized MatMul weights (hat-export --quantize int8)
+    quantize: str = "none"
     description: str = ""
     ssh: Optional[SSHConfig] = None  # required when transport is ssh
     base_dir: str = field(default="", init=False, repr=False)  # YAML folder, for relative paths
@@ -74,6 +77,10 @@ class DeviceConfig:
         if self.accelerator not in ACCELERATORS:
             raise ConfigError(f"{where}: accelerator must be one of {', '.join(ACCELERATORS)}, "
                               f"got '{self.accelerator}'")
+        if self.quantize not in QUANTIZE:
+            raise ConfigError(f"{where}: quantize must be one of {', '.join(QUANTIZE)}, got '{self.quantize}'")
+        if self.quantize != "none" and self.runtime != "onnxruntime":
+            raise ConfigError(f"{where}: quantize {self.quantize} needs runtime onnxruntime, got '{self.runtime}'")
         if self.threads < 1:
             raise ConfigError(f"{where}: threads must be >= 1, got {self.threads}")
         if self.transport == "ssh":

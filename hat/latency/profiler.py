@@ -54,7 +54,8 @@ def make_record(subnet: SubnetConfig, m: Measurement, backend: Backend) -> Laten
     """A :class:`~hat.latency.records.LatencyRecord` from a measurement (trimmed stats, provenance)."""
     em, dm, es, ds = m.stats(backend.settings.trim)
     return LatencyRecord.from_subnet(subnet, em, dm, es, ds, runtime=backend.name, device=backend.device.name,
-                                     host=m.host, threads=m.threads, timestamp=utc_timestamp())
+                                     host=m.host, threads=m.threads, timestamp=utc_timestamp(),
+                                     quantize=getattr(backend.device, "quantize", "none"))
 
 
 def profile(configs: Iterable[SubnetConfig], backend: Backend, out: str | os.PathLike | None = None,

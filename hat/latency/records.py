@@ -3,7 +3,7 @@
 The first 14 columns are exactly HAT's (the 10 :data:`hat.space.HAT_FEATURE_NAMES`, then
 ``latency_mean_encoder, latency_mean_decoder, latency_std_encoder, latency_std_decoder`` in ms), so HAT's files
 load unchanged and our files stay readable by HAT's tools. Ours add ``subnet`` (JSON of a SubnetConfig),
-``runtime``, ``device``, ``host``, ``threads``, ``timestamp``.
+``runtime``, ``device``, ``host``, ``threads``, ``timestamp``, ``quantize`` (``none``/``int8``).
 
 Files are append-only logs: :class:`CsvAppender` flushes and fsyncs each row, and drops a truncated last line left
 by a writer killed mid-row, so measurement can resume (:func:`existing_keys`).
@@ -25,7 +25,7 @@ from hat.space import HAT_FEATURE_NAMES, SubnetConfig
 
 LATENCY_COLUMNS = ("latency_mean_encoder", "latency_mean_decoder", "latency_std_encoder", "latency_std_decoder")
 HAT_COLUMNS = tuple(HAT_FEATURE_NAMES) + LATENCY_COLUMNS
-EXTRA_COLUMNS = ("subnet", "runtime", "device", "host", "threads", "timestamp")
+EXTRA_COLUMNS = ("subnet", "runtime", "device", "host", "threads", "timestamp", "quantize")
 CSV_COLUMNS = HAT_COLUMNS + EXTRA_COLUMNS
 
 
@@ -56,6 +56,7 @@ class LatencyRecord:
     host: str = ""  # machine the measurement ran on
     threads: int = 0  # intra-op threads (0 = unknown)
     timestamp: str = ""  # ISO 8601 UTC of the measurement
+    quantize: str = ""  # weights as measured: none | int8 (device YAML `quantize`); "" = unknown (HAT files)
 
     @property
     def latency_ms(self) -> float:
@@ -81,7 +82,7 @@ class LatencyRecord:
         """The record as CSV cells in :data:`CSV_COLUMNS` order."""
         out = [_fmt(getattr(self, c)) for c in HAT_COLUMNS]
         out += [self.subnet.to_json() if self.subnet is not None else "", self.runtime, self.device, self.host,
-                str(int(self.threads)), self.timestamp]
+                str(int(self.threads)), self.timestamp, self.quantize]
         return out
 
 
@@ -120,7 +121,8 @@ def _parse_row(row: dict, lineno: int, path: Path) -> LatencyRecord:
     except ValueError:
         raise HatError(f"{path}: row {lineno} column 'threads': expected an integer, got {threads_cell!r}") from None
     return LatencyRecord(**vals, subnet=subnet, runtime=row.get("runtime") or "", device=row.get("device") or "",
-                         host=row.get("host") or "", threads=threads, timestamp=row.get("timestamp") or "")
+                         host=row.get("host") or "", threads=threads, timestamp=row.get("timestamp") or "",
+                         quantize=row.get("quantize") or "")
 
 
 def read_latency_csv(path: str | os.PathLike) -> list[LatencyRecord]:

@@ -27,6 +27,7 @@ import socket
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -258,7 +259,7 @@ class RemoteOnnxRuntimeBackend(Backend):
         local = tempfile.mkdtemp(prefix="hat_remote_")
         try:
             for i, s in enumerate(subnets):
-                export_subnet(s, self.settings, self.qkv_dim, os.path.join(local, f"cfg_{i}"))
+                export_subnet(s, self.settings, self.qkv_dim, os.path.join(local, f"cfg_{i}"), self.device.quantize)
             shutil.copy(runner_path(), os.path.join(local, "runner.py"))
             pending = {str(i): s for i, s in enumerate(subnets)}
             yield from self._run_with_retries(local, pending)
@@ -322,3 +323,86 @@ def _parse_result(line: str) -> Optional[dict]:
         return json.loads(line)
     except json.JSONDecodeError:
         return None
+
+
+# What device_profiling/translate.py imports from hat: the torch-free runtime and the plain modules it uses.
+RUNTIME_FILES = ("hat/__init__.py", "hat/errors.py", "hat/score.py", "hat/runtime/__init__.py",
+                 "hat/runtime/batching.py", "hat/runtime/onnx.py", "hat/runtime/search.py", "hat/runtime/text.py",
+                 "hat/runtime/vocab.py")
+
+
+@dataclass
+class DeviceTranslation:
+    """Result of :func:`translate_on_device`: hypotheses in input order and the device's summary line."""
+
+    translations: list
+    seconds: float
+    host: str
+    runtime_version: str
+    quantize: str
+
+
+def translate_on_device(device: DeviceConfig, export_dir: str | os.PathLike, sentences: list,
+                        beam: int = 5, batch_size: int = 16, trust_on_first_use: bool = False) -> DeviceTranslation:
+    """Deployment smoke test: upload an ONNX export (with its bundled dictionaries/spm.model), hat's torch-free
+    runtime and ``device_profiling/translate.py`` to an SSH device, translate ``sentences`` there, read the result.
+
+    One attempt (a smoke test should show a fault, not hide it behind retries); the remote folder is removed after.
+
+    Raises:
+        HatError: not an ssh device, a bad export directory, connection/host-key failures, or the device could not
+            translate (its error line is in the message).
+    """
+    import hat
+    from hat.resources import project_root
+    from hat.runtime.onnx import load_meta
+    from hat.runtime.text import load_export_codec
+
+    if device.transport != "ssh":
+        raise HatError(f"device {device.name}: not an ssh device (transport {device.transport})")
+    meta = load_meta(export_dir)
+    load_export_codec(export_dir, meta)  # fail here, not on the device, when the dictionaries are wrong
+    pkg_root = Path(hat.__file__).resolve().parents[1]
+    local = tempfile.mkdtemp(prefix="hat_translate_")
+    transport = SSHTransport(device, trust_on_first_use)
+    remote = posixpath.join(device.ssh.remote_workdir, f"hat_tr_{uuid.uuid4().hex[:12]}")
+    try:
+        shutil.copytree(export_dir, os.path.join(local, "export"))
+        for rel in RUNTIME_FILES:
+            dst = os.path.join(local, *rel.split("/"))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy(pkg_root / rel, dst)
+        shutil.copy(project_root() / "device_profiling" / "translate.py", os.path.join(local, "translate.py"))
+        with open(os.path.join(local, "input.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(s.replace("\n", " ") + "\n" for s in sentences))
+        try:
+            transport.connect()
+            transport.upload_dir(local, remote)
+            cmd = (f"cd {shlex.quote(remote)} && {shlex.quote(device.ssh.remote_python)} translate.py export "
+                   f"input.txt --beam {int(beam)} --batch-size {int(batch_size)} --threads {int(device.threads)}")
+            out, summary = {}, None
+            for line in transport.stream_lines(cmd):
+                res = _parse_result(line)
+                if res is None:
+                    continue
+                if "error" in res:
+                    raise HatError(f"{transport.where}: translation failed on the device: {res['error']}")
+                if "summary" in res:
+                    summary = res["summary"]
+                elif "id" in res:
+                    out[int(res["id"])] = res["translation"]
+        except _Transient as e:
+            raise HatError(f"{transport.where}: {e}") from None
+        if summary is None or len(out) != len(sentences):
+            raise HatError(f"{transport.where}: the device returned {len(out)} of {len(sentences)} translations")
+        return DeviceTranslation([out[i] for i in range(len(sentences))], float(summary["seconds"]),
+                                 summary.get("host", ""), summary.get("runtime_version", ""),
+                                 summary.get("quantize", ""))
+    finally:
+        if transport.client is not None:
+            try:
+                transport.exec(f"rm -rf {shlex.quote(remote)}")
+            except Exception:  # best effort: the connection may be the thing that failed
+                pass
+        transport.close()
+        shutil.rmtree(local, ignore_errors=True)

@@ -5,7 +5,9 @@ same log-probabilities both produce the same hypotheses.
 
 Example:
     >>> tr = OnnxTranslator("export_dir", beam_size=5)
-    >>> hypos = tr.generate(src_tokens, src_lengths)   # int64 numpy, left-padded, EOS-terminated
+    >>> tr.translate(["Ein Mann fährt Fahrrad."])          # text in, text out (bundled spm.model + dictionaries)
+    ['A man is riding a bike.']
+    >>> hypos = tr.generate(src_tokens, src_lengths)   # token ids: int64 numpy, left-padded, EOS-terminated
     >>> best = [h[0].tokens for h in hypos]
 """
 
@@ -18,6 +20,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from hat.errors import HatError  # plain Python (no torch)
+from hat.runtime.batching import translate_dataset
 from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis
 
 FORMAT = "hat-onnx-1"
@@ -33,15 +37,37 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def load_meta(model_dir: str | os.PathLike, fmt: str = FORMAT) -> dict:
-    """Read and check ``meta.json`` of an export directory (``fmt``: ``hat-onnx-1``, or ``hat-tvm-1``)."""
-    from hat.errors import HatError  # hat.errors is plain Python (no torch)
+    """Read and check ``meta.json`` of an export directory (``fmt``: ``hat-onnx-1``, or ``hat-tvm-1``).
 
-    p = Path(model_dir) / "meta.json"
+    Raises:
+        HatError: no directory, no or unreadable ``meta.json``, another format (or format version), or a graph
+            file named there is missing.
+    """
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise HatError(f"{model_dir}: no such export directory")
+    p = d / "meta.json"
     if not p.is_file():
         raise HatError(f"{model_dir}: no meta.json (not an export directory; run hat-export)")
-    meta = json.loads(p.read_text())
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HatError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise HatError(f"{p}: not an export description (a JSON object is expected)")
     if meta.get("format") != fmt:
-        raise HatError(f"{p}: format {meta.get('format')!r} is not {fmt!r}")
+        got = meta.get("format")
+        family = fmt.rsplit("-", 1)[0]
+        hint = (f"written by another hat version ({family} format {got.rsplit('-', 1)[-1]}, this one reads "
+                f"{fmt.rsplit('-', 1)[-1]}); re-export it with this hat-export"
+                if isinstance(got, str) and got.rsplit("-", 1)[0] == family else "not an export of this kind")
+        raise HatError(f"{p}: format {got!r} is not {fmt!r}: {hint}")
+    for graph in ("encoder", "decoder_step"):
+        name = (meta.get(graph) or {}).get("file")
+        if not name:
+            raise HatError(f"{p}: no '{graph}' entry; re-export it with hat-export")
+        if not (d / name).is_file():
+            raise HatError(f"{model_dir}: {name} is missing (meta.json names it); re-export it with hat-export")
     return meta
 
 
@@ -54,6 +80,13 @@ class OnnxTranslator(GreedyMixin):
         unk: ``<unk>`` id (fairseq dictionaries: 3).
         threads: onnxruntime intra-op threads (0 = onnxruntime's default).
         providers: onnxruntime execution providers (default CPU).
+        src_lang, tgt_lang: languages of the bundled dictionaries for ``translate`` (default: ``meta.json``'s).
+
+    Raises:
+        HatError: a bad export directory (see :func:`load_meta`) or a graph onnxruntime cannot load.
+
+    ``translate(texts)`` reads the dictionaries (and ``spm.model``) bundled in ``model_dir`` by ``hat-export --data``
+    on first use (see :func:`hat.runtime.text.load_export_codec`).
 
     Subclasses (the TVM runner in :mod:`hat.export.tvm`) override ``FORMAT``, ``_load``, ``_run_encoder`` and
     ``_run_step``; the I/O names and the decoding loop are shared.
@@ -63,8 +96,12 @@ class OnnxTranslator(GreedyMixin):
 
     def __init__(self, model_dir: str | os.PathLike, beam_size: int = 5, max_len_a: float = 0.0,
                  max_len_b: int = 200, min_len: int = 1, lenpen: float = 1.0, unk_penalty: float = 0.0,
-                 unk: int = 3, threads: int = 1, providers: Optional[Sequence[str]] = None):
-        self.meta = meta = load_meta(model_dir, self.FORMAT)
+                 unk: int = 3, threads: int = 1, providers: Optional[Sequence[str]] = None,
+                 src_lang: Optional[str] = None, tgt_lang: Optional[str] = None):
+        self.meta = load_meta(model_dir, self.FORMAT)
+        self.model_dir = Path(model_dir)
+        self._langs = (src_lang, tgt_lang)
+        self._codec = None
         self._setup_search(beam_size, max_len_a, max_len_b, min_len, lenpen, unk_penalty, unk)
         self._load(Path(model_dir), threads, providers)
 
@@ -89,8 +126,15 @@ class OnnxTranslator(GreedyMixin):
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = list(providers or ["CPUExecutionProvider"])
-        self.encoder = ort.InferenceSession(str(d / meta["encoder"]["file"]), opts, providers=providers)
-        self.decoder = ort.InferenceSession(str(d / meta["decoder_step"]["file"]), opts, providers=providers)
+        sessions = []
+        for graph in ("encoder", "decoder_step"):
+            path = d / meta[graph]["file"]
+            try:
+                sessions.append(ort.InferenceSession(str(path), opts, providers=providers))
+            except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...): one line
+                raise HatError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: "
+                               f"{' '.join(str(e).split())[:200]}); re-export it with hat-export") from None
+        self.encoder, self.decoder = sessions
         self._enc_inputs = {i.name for i in self.encoder.get_inputs()}
         self._dec_inputs = [i.name for i in self.decoder.get_inputs()]
 
@@ -112,15 +156,50 @@ class OnnxTranslator(GreedyMixin):
     def _run_step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._dec_out, self.decoder.run(None, {k: feeds[k] for k in self._dec_inputs})))
 
-    def generate(self, src_tokens: np.ndarray, src_lengths: np.ndarray) -> list[list[Hypothesis]]:
+    @property
+    def codec(self):
+        """The :class:`hat.runtime.text.TextCodec` of the bundled dictionaries/spm model (loaded on first use).
+
+        Raises:
+            HatError: dictionaries missing or of another size than the model's vocabularies.
+        """
+        if self._codec is None:
+            from hat.runtime.text import load_export_codec
+            self._codec = load_export_codec(self.model_dir, self.meta, *self._langs)
+        return self._codec
+
+    def translate(self, texts: Sequence[str], batch_size: int = 16, progress: bool = False) -> list[str]:
+        """Translate raw sentences: sentencepiece + dictionary in, beam search, pieces joined back out.
+
+        Sentences are batched by source length (fairseq-generate's order, so padding is minimal and the batches
+        equal ``hat-translate --checkpoint --input``'s); the output follows the input order.
+
+        Args:
+            texts: one sentence per item (untokenized; the bundled ``spm.model`` splits it).
+            batch_size: sentences per batch.
+            progress: show a tqdm bar.
+        """
+        codec = self.codec
+        sources = [codec.encode_source(t) for t in texts]
+        if not sources:
+            return []
+        best = translate_dataset(self, sources, batch_size=batch_size, pad=self.pad, progress=progress)
+        return [codec.decode_target(h.tokens) for h in best]
+
+    def generate(self, src_tokens: np.ndarray, src_lengths: np.ndarray,
+                 search: Optional[BeamSearch] = None) -> list[list[Hypothesis]]:
         """Beam search one batch (``src_tokens`` ``[B, S]`` int64, left-padded, EOS-terminated).
+
+        Args:
+            search: search to run instead of ``self.search`` (``greedy()`` passes a beam-1 copy).
 
         Returns:
             Per sentence, up to ``beam_size`` hypotheses sorted best first.
         """
         src_tokens = np.asarray(src_tokens, dtype=np.int64)
         bsz, src_len = src_tokens.shape
-        beam = self.beam_size
+        search = search or self.search
+        beam = search.beam_size
         enc = self.encode(src_tokens, src_lengths)
         feeds: dict[str, np.ndarray] = {n: np.repeat(enc[n], beam, axis=0) for n in self._from_encoder}
         rows = bsz * beam
@@ -143,5 +222,5 @@ class OnnxTranslator(GreedyMixin):
                 feeds[i] = outs[o]
             return log_softmax(outs["logits"])
 
-        return self.search.search(bsz, src_len, step_fn)
+        return search.search(bsz, src_len, step_fn)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hat.cli.translate import TextCodec, main
+from hat.cli.translate import main
+from hat.runtime.text import TextCodec
 
 
 @pytest.fixture(scope="module")

@@ -115,3 +115,36 @@ def test_step_matches_teacher_forcing(exported):
         assert np.abs(res["logits"] - full[:, t].numpy()).max() < 1e-4
         for o, i in meta["decoder_step"]["cache_outputs"].items():
             feeds[i] = res[o]
+
+
+def test_ctranslate2_conversion_gives_our_hypotheses(fairseq_fixture, tmp_path):
+    """The fixture model converted with ctranslate2's spec API decodes exactly like hat's runtime (fp32, beam 4)."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    from hat.export.ctranslate2 import export_ctranslate2
+    from hat.export.onnx import export_onnx
+    from hat.interop.fairseq import load_transformer
+    from hat.runtime import OnnxTranslator, Vocabulary, translate_dataset
+    model = load_transformer(fairseq_fixture / "checkpoint_best.pt").eval()
+    bin_dir = fairseq_fixture / "bin"
+    ct2_dir = export_ctranslate2(model, tmp_path / "ct2", bin_dir / "dict.de.txt", bin_dir / "dict.en.txt")
+    export_onnx(model, tmp_path / "onnx")
+    vocab = Vocabulary.load(bin_dir / "dict.en.txt")
+    lines = (fairseq_fixture / "raw" / "valid.de").read_text(encoding="utf-8").splitlines()[:12]
+    ours = translate_dataset(OnnxTranslator(tmp_path / "onnx", beam_size=4, threads=1),
+                             [vocab.encode_line(s) for s in lines], batch_size=4)
+    tr = ctranslate2.Translator(str(ct2_dir), device="cpu", intra_threads=1)
+    toks = [[w if w in vocab.indices else "<unk>" for w in s.split()] for s in lines]
+    theirs = tr.translate_batch(toks, beam_size=4, max_batch_size=4, max_decoding_length=200)
+    assert [[vocab.symbols[i] for i in h.tokens[:-1]] for h in ours] == [r.hypotheses[0] for r in theirs]
+
+
+def test_ctranslate2_refuses_hat_only_features(tiny_space):
+    from hat.export.ctranslate2 import ctranslate2_blockers
+    sub = tiny_space.smallest()
+    why = " ".join(ctranslate2_blockers(sub, 128))
+    assert "qkv_dim" in why  # smallest embed 96 != qkv_dim 128
+    import dataclasses
+    mixed = dataclasses.replace(tiny_space.largest(), encoder_ffn_embed_dim=[512, 256, 128],
+                                encoder_self_attention_heads=[4, 2, 4], decoder_arbitrary_ende_attn=[1] * 3)
+    why = " ".join(ctranslate2_blockers(mixed, 128))
+    assert "FFN dims" in why and "head counts" in why and "arbitrary" in why

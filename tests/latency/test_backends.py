@@ -121,3 +121,17 @@ def test_tvm_backend_measures(tiny_space):
     (rec,) = profile([tiny_space.smallest()], get_backend(DeviceConfig(name="t", runtime="tvm"), settings, 128))
     assert rec.runtime == "tvm" and rec.latency_mean_encoder > 0 and rec.latency_mean_decoder > 0
     assert "tvm" in rec.host
+
+
+def test_int8_device_measures_quantized_exports(tiny_space, tmp_path):
+    """A device YAML with ``quantize: int8`` profiles int8 ONNX exports and says so in the CSV provenance."""
+    from hat.latency.records import read_latency_csv
+    yaml_path = tmp_path / "cpu_int8.yaml"
+    yaml_path.write_text("name: cpu_int8\ntransport: local\nruntime: onnxruntime\nthreads: 1\nquantize: int8\n")
+    dev = load_device(yaml_path)
+    out = tmp_path / "lat.csv"
+    (rec,) = profile([tiny_space.smallest()], get_backend(dev, FAST, tiny_space.qkv_dim), out=out)
+    assert rec.quantize == "int8" and rec.latency_ms > 0
+    assert read_latency_csv(out)[0].quantize == "int8"
+    with pytest.raises(HatError, match="quantize"):
+        DeviceConfig(name="bad", runtime="eager", quantize="int8")

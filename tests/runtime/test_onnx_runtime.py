@@ -81,3 +81,20 @@ def test_vocabulary_matches_dictionary(fairseq_fixture):
     assert v.encode_line(line).tolist() == d.encode_line(line).tolist()
     ids = d.encode_line(line)
     assert v.string(ids.numpy()) == d.string(ids)
+
+
+def test_greedy_leaves_the_translators_search_alone(fixture_export, fairseq_fixture):
+    """greedy() runs its own beam-1 search: the translator's beam size never changes, not even during the call."""
+    _, out = fixture_export
+    srcs = _valid_sources(fairseq_fixture, 2)
+    tr = OnnxTranslator(out, beam_size=3, threads=1)
+    seen = []
+    generate = tr.generate
+
+    def spy(*args, **kwargs):
+        seen.append(tr.search.beam_size)
+        return generate(*args, **kwargs)
+
+    tr.generate = spy
+    greedy = tr.greedy(*collate_source(srcs))
+    assert seen == [3] and tr.beam_size == 3 and len(greedy) == 2

@@ -117,3 +117,17 @@ def test_topk_ties_lowest_index_first():
     x = np.array([[0.0, 1.0, 1.0, 1.0, -np.inf, 1.0]], np.float32)
     v, i = topk_desc(x, 2)
     assert i.tolist() == [[1, 2]] and v.tolist() == [[1.0, 1.0]]
+
+
+@pytest.mark.parametrize("rows,n,k", [(1, 50, 10), (7, 300, 10), (3, 40, 39), (4, 1000, 64)])
+def test_topk_argmax_path_equals_stable_sort(rows, n, k):
+    """The argmax-rounds top-k equals a full stable sort, with heavy ties and -inf entries."""
+    r = np.random.default_rng(n + k)
+    x = r.integers(-5, 5, size=(rows, n)).astype(np.float32)  # many ties
+    x[r.random((rows, n)) < 0.3] = -np.inf
+    x[0, :] = -np.inf  # a row with fewer than k finite values
+    x[0, 3] = 1.0
+    vals, idx = topk_desc(x, k)
+    ref = np.argsort(-x, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_array_equal(vals, np.take_along_axis(x, ref, 1))

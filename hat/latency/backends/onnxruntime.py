@@ -36,11 +36,14 @@ def load_runner():
     return mod
 
 
-def export_subnet(subnet: SubnetConfig, settings: ProfileSettings, qkv_dim: int, out_dir) -> dict:
-    """Export the random-init static model of ``subnet`` to ``out_dir`` (see :func:`hat.export.onnx.export_onnx`)."""
-    from hat.export.onnx import export_onnx
+def export_subnet(subnet: SubnetConfig, settings: ProfileSettings, qkv_dim: int, out_dir, quantize: str = "none"):
+    """Export the random-init static model of ``subnet`` to ``out_dir`` (see :func:`hat.export.onnx.export_onnx`),
+    int8-quantized when ``quantize`` is ``"int8"`` (:func:`hat.export.onnx.quantize_onnx`)."""
+    from hat.export.onnx import export_onnx, quantize_onnx
     from hat.latency.backends.eager import build_static_model
-    return export_onnx(build_static_model(subnet, settings, qkv_dim), out_dir)
+    paths = export_onnx(build_static_model(subnet, settings, qkv_dim), out_dir)
+    quantize_onnx(out_dir, quantize)
+    return paths
 
 
 class OnnxRuntimeBackend(Backend):
@@ -53,7 +56,7 @@ class OnnxRuntimeBackend(Backend):
         runner = load_runner()
         settings = dict(self.settings.to_json_dict(), threads=self.threads)
         with tempfile.TemporaryDirectory(prefix="hat_ort_") as d:
-            export_subnet(subnet, self.settings, self.qkv_dim, d)
+            export_subnet(subnet, self.settings, self.qkv_dim, d, self.device.quantize)
             enc_ms, dec_ms = runner.measure(d, settings)
         return Measurement(enc_ms, dec_ms, host=runner.host_info(), threads=self.threads,
                            runtime_version=f"onnxruntime {runner.ort.__version__}")
