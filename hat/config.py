@@ -45,11 +45,8 @@ def load_yaml(path: str | os.PathLike) -> dict:
 
 def dump_yaml(data: dict, path: str | os.PathLike) -> None:
     """Write ``data`` as YAML atomically (temp file + rename), so a crash never leaves a half-written file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
-    os.replace(tmp, p)
+    from hat.io import atomic_write
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
 def _check_type(value: Any, tp: Any, where: str) -> Any:

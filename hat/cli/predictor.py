@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 
 from hat.cli.common import cli_main
 from hat.errors import HatError
+from hat.io import atomic_write
 
 PROG = "hat-predictor"
 
@@ -63,11 +64,7 @@ def _default_space(paths: Sequence[str]) -> str:
 
 
 def _write_json(path: str, data: dict) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, p)
+    atomic_write(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def _sha256(path: str) -> str:
@@ -105,10 +102,7 @@ def register(index_path: str, out: str, pred, data: Sequence[str]) -> None:
         "fitted": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
     d["predictors"] = entries
-    idx.parent.mkdir(parents=True, exist_ok=True)
-    tmp = idx.with_name(idx.name + ".tmp")
-    dump_yaml(d, tmp)
-    os.replace(tmp, idx)
+    dump_yaml(d, idx)
 
 
 def _fit(args) -> int:

@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 
 from hat.cli.common import cli_main, parse_latency_list_ms
 from hat.errors import HatError
+from hat.io import atomic_write
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,12 +256,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     loosest = results[-1]
     loosest.best.save_yaml(out / "subnet.yaml", **{k: v for k, v in summary[-1].items() if k != "subnet"})
     plot_front(res, out / "front.png", title=f"{space.name} on {device_cfg.name}")
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps({"budgets_ms": budgets, "fastest_predicted_ms": fastest_ms,
+    atomic_write(out / "results.json", json.dumps({"budgets_ms": budgets, "fastest_predicted_ms": fastest_ms,
                                "slowest_predicted_ms": slowest_ms, "results": summary,
                                "front": [{"loss": p.loss, "latency_ms": p.latency_ms} for p in res.front],
                                "evaluations": cache.evaluations, "cache_hits": cache.hits}, indent=1))
-    os.replace(tmp, out / "results.json")
     for s in summary:
         print(f"budget {s['budget_ms']:g} ms: valid loss {s['valid_loss']:.4f}, predicted {s['predicted_latency_ms']:.2f} ms, "
               f"{s['params'] / 1e6:.2f}M params")

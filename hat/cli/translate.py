@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 from hat.cli.common import cli_main
 from hat.errors import HatError
+from hat.io import atomic_write
 
 # fairseq's escaped reference unk: never matches a hypothesis token, as in fairseq's scorer.
 ESCAPED_UNK = "<<unk>>"
@@ -135,11 +136,7 @@ def _write_lines(path: Optional[str], lines: Sequence[str]) -> None:
     if path is None or path == "-":
         sys.stdout.write(text)
         return
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
+    atomic_write(path, text)
 
 
 @cli_main("hat-translate")

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hat.errors import HatError
+from hat.io import atomic_path, atomic_write
 from hat.space import num_ende_layers
 
 FORMAT = "hat-onnx-1"
@@ -223,16 +224,13 @@ def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, c
                          "from_encoder": ["encoder_padding_mask"] + names["cross"],
                          "cache_outputs": dict(zip(names["self_out"], names["self_in"]))},
     }
-    tmp = paths.meta.with_name(paths.meta.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, paths.meta)
+    atomic_write(paths.meta, json.dumps(meta, indent=1))
     return paths
 
 
 def _export(module, args, path: Path, input_names, output_names, axes, opset: int, exporter: str) -> None:
     import torch
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path, keep_suffix=True) as tmp:
         warnings.simplefilter("ignore")  # tracer warnings about python values are expected (static subnet)
         if exporter == "legacy":
             torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=output_names,
@@ -247,4 +245,3 @@ def _export(module, args, path: Path, input_names, output_names, axes, opset: in
             torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=output_names,
                               dynamic_shapes=shapes, opset_version=opset, dynamo=True, external_data=False,
                               optimize=True, verbose=False)
-    os.replace(tmp, path)

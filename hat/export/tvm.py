@@ -89,12 +89,12 @@ def _compile(ep, target: dict, path: Path, cross_compiler: Optional[str]) -> Non
         mod = from_exported_program(ep, keep_params_as_input=False)
     # tvm.compile does not convert a dict target itself (0.27): pass a Target.
     ex = tvm.compile(mod, target=tvm.target.Target(target))
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    if cross_compiler:
-        ex.export_library(str(tmp), fcompile=tvm.support.cc.cross_compiler(cross_compiler))
-    else:
-        ex.export_library(str(tmp))
-    os.replace(tmp, path)
+    from hat.io import atomic_path
+    with atomic_path(path, keep_suffix=True) as tmp:  # export_library picks the format by suffix
+        if cross_compiler:
+            ex.export_library(str(tmp), fcompile=tvm.support.cc.cross_compiler(cross_compiler))
+        else:
+            ex.export_library(str(tmp))
 
 
 def export_tvm(model, out_dir: str | os.PathLike, target: str = "host") -> TvmPaths:
@@ -178,9 +178,8 @@ def export_tvm(model, out_dir: str | os.PathLike, target: str = "host") -> TvmPa
                          "from_encoder": ["encoder_padding_mask"] + cross_names,
                          "cache_outputs": {f"new_{x}": x for x in self_in}},
     }
-    tmp = paths.meta.with_name("meta.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, paths.meta)
+    from hat.io import atomic_write
+    atomic_write(paths.meta, json.dumps(meta, indent=1))
     return paths
 
 

@@ -281,8 +281,6 @@ def save_transformer(model: Transformer | SuperTransformer, path: str | os.PathL
         "extra_state": {"epoch": 1, "val_loss": None, "train_iterator": {"epoch": 1}},
         "last_optimizer_state": None,
     }
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, p)
+    from hat.io import atomic_path
+    with atomic_path(path) as tmp:
+        torch.save(ck, tmp)

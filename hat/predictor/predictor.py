@@ -100,11 +100,9 @@ class LatencyPredictor:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the artifact atomically (temp file + ``os.replace``)."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        torch.save(self.to_dict(), tmp)
-        os.replace(tmp, p)
+        from hat.io import atomic_path
+        with atomic_path(path) as tmp:
+            torch.save(self.to_dict(), tmp)
 
 
 def load_predictor(path: str | os.PathLike) -> LatencyPredictor:

@@ -20,20 +20,15 @@ from typing import Any, Optional
 import torch
 
 from hat.errors import HatError
+from hat.io import atomic_path
 
 CHECKPOINT_VERSION = 1
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically (temp file in the same directory, fsync, ``os.replace``)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
@@ -51,12 +46,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
 
 def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Atomic file copy (hard links would let a later in-place write change both)."""
+    """Atomic, fsync'd file copy (hard links would let a later in-place write change both)."""
     import shutil
-    d = Path(dst)
-    tmp = d.with_name(f".{d.name}.tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, d)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 # ----- RNG state (as tensors / lists so weights_only loading works) -----

@@ -92,9 +92,8 @@ class JsonlLogger:
                     continue  # torn last line from a crash
                 if rec.get("update", 0) <= resume_update:
                     keep.append(line)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(line + "\n" for line in keep))
-            os.replace(tmp, path)
+            from hat.io import atomic_write
+            atomic_write(path, "".join(line + "\n" for line in keep))
         self.f = open(path, "a")
 
     def log(self, record: dict) -> None:
