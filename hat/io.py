@@ -153,6 +153,17 @@ def atomic_write(path: PathLike, data: Union[str, bytes], encoding: str = "utf-8
                 f.write(data)
 
 
+def save_torch(obj, path: PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically.
+
+    Written through a Python file object, so a full disk raises ``OSError(ENOSPC)`` (torch's own path writer turns
+    it into an opaque ``RuntimeError`` from ``inline_container.cc``); the temp file is removed either way.
+    """
+    import torch
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 @contextlib.contextmanager
 def atomic_open(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf-8",
                 newline: Optional[str] = "\n") -> Iterator[IO]:
@@ -207,5 +218,5 @@ def exclusive_lock(path: PathLike, what: str = "file") -> Iterator[Path]:
         os.close(fd)
 
 
-__all__ = ["atomic_path", "atomic_write", "atomic_open", "append_fsync", "clean_stale_temps", "temp_name",
+__all__ = ["atomic_path", "atomic_write", "atomic_open", "save_torch", "append_fsync", "clean_stale_temps", "temp_name",
            "exclusive_lock", "LockHeld", "TEMP_MARK"]

@@ -281,6 +281,5 @@ def save_transformer(model: Transformer | SuperTransformer, path: str | os.PathL
         "extra_state": {"epoch": 1, "val_loss": None, "train_iterator": {"epoch": 1}},
         "last_optimizer_state": None,
     }
-    from hat.io import atomic_path
-    with atomic_path(path) as tmp:
-        torch.save(ck, tmp)
+    from hat.io import save_torch
+    save_torch(ck, path)
