@@ -186,8 +186,11 @@ class LockHeld(HatError):
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: PathLike, what: str = "file") -> Iterator[Path]:
-    """Hold an exclusive, non-blocking ``flock`` on ``<path>.lock`` for the block (one writer per file).
+def exclusive_lock(path: PathLike, what: str = "file", wait: bool = False) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``<path>.lock`` for the block (one writer per file).
+
+    ``wait=False`` fails at once when the lock is held (a long run: tell the user); ``wait=True`` blocks (a short
+    critical section such as appending one line).
 
     The lock file stays (removing it would race with a second writer); the lock dies with the process, so a
     SIGKILLed writer never leaves a stale lock.
@@ -202,7 +205,7 @@ def exclusive_lock(path: PathLike, what: str = "file") -> Iterator[Path]:
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError as e:
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise LockHeld(f"{p}: another process is writing this {what} (lock {lock} is held); wait for it "
