@@ -174,6 +174,25 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf-
             yield f
 
 
+def finite_json(obj):
+    """``obj`` with every NaN/Infinity float replaced by None: ``json.dumps`` would write ``NaN``/``Infinity``,
+    which is not JSON (strict parsers, jq and browsers reject the file)."""
+    import math
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: PathLike, obj, indent: Optional[int] = 2) -> None:
+    """Write ``obj`` as strict JSON (non-finite floats become null, see :func:`finite_json`) atomically."""
+    import json
+    atomic_write(path, json.dumps(finite_json(obj), indent=indent, allow_nan=False, ensure_ascii=False) + "\n")
+
+
 def append_fsync(f: IO, data: Union[str, bytes]) -> None:
     """Append ``data`` with one ``write`` call, then flush and fsync, so a kill leaves at most one partial record."""
     f.write(data)
@@ -221,5 +240,5 @@ def exclusive_lock(path: PathLike, what: str = "file", wait: bool = False) -> It
         os.close(fd)
 
 
-__all__ = ["atomic_path", "atomic_write", "atomic_open", "save_torch", "append_fsync", "clean_stale_temps", "temp_name",
+__all__ = ["atomic_path", "atomic_write", "atomic_open", "save_torch", "finite_json", "atomic_write_json", "append_fsync", "clean_stale_temps", "temp_name",
            "exclusive_lock", "LockHeld", "TEMP_MARK"]

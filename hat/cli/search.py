@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 
 from hat.cli.common import cli_main, parse_latency_list_ms
 from hat.errors import HatError
-from hat.io import atomic_write
+from hat.io import atomic_write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,10 +256,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     loosest = results[-1]
     loosest.best.save_yaml(out / "subnet.yaml", **{k: v for k, v in summary[-1].items() if k != "subnet"})
     plot_front(res, out / "front.png", title=f"{space.name} on {device_cfg.name}")
-    atomic_write(out / "results.json", json.dumps({"budgets_ms": budgets, "fastest_predicted_ms": fastest_ms,
+    atomic_write_json(out / "results.json", ({"budgets_ms": budgets, "fastest_predicted_ms": fastest_ms,
                                "slowest_predicted_ms": slowest_ms, "results": summary,
                                "front": [{"loss": p.loss, "latency_ms": p.latency_ms} for p in res.front],
-                               "evaluations": cache.evaluations, "cache_hits": cache.hits}, indent=1))
+                               "evaluations": cache.evaluations, "cache_hits": cache.hits}), indent=1)
     for s in summary:
         print(f"budget {s['budget_ms']:g} ms: valid loss {s['valid_loss']:.4f}, predicted {s['predicted_latency_ms']:.2f} ms, "
               f"{s['params'] / 1e6:.2f}M params")
