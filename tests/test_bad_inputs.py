@@ -21,9 +21,18 @@ REPO = Path(__file__).resolve().parents[1]
 GOOD_CSV = REPO / "latency_predictors" / "data" / "multi30k_tiny_cpu_ort.csv"
 GOOD_PRED = REPO / "latency_predictors" / "multi30k_tiny_cpu_ort.pt"
 
-BOMB = "".join(
-    [f"a: &a [{','.join(['lol'] * 9)}]\n"]
-    + [f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")])
+
+def bomb(key: str) -> str:
+    """537-byte-class "billion laughs": 9 levels of 9 aliases under one *known* key, so a loader that expands it
+    and formats the value into an error message runs out of memory."""
+    levels = [f"&a [{','.join(['lol'] * 9)}]"]
+    levels += [f"&{c} [{','.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    return f"{key}: [{', '.join(levels)}, *i]\n"
+
+
+# A key the slot's config type knows, so the bomb is reached by value validation, not by an unknown-key error.
+BOMB_KEY = {"train": "data", "profile --config": "encoder_embed_dim", "profile --device": "name",
+            "search --config": "population_size"}
 
 
 class _Pwn:
@@ -47,7 +56,7 @@ def _truncated(kind: str) -> bytes:
     return "Ein Mann läuft.\nZwei Hunde spielen ü".encode()[:-1]  # text: cut inside a UTF-8 character
 
 
-def make_bad(root: Path, case: str, kind: str) -> Path:
+def make_bad(root: Path, case: str, kind: str, bomb_key: str = "name") -> Path:
     """The bad input ``case`` for a slot of file ``kind`` (yaml, pt, csv, text) under ``root``."""
     p = root / f"bad_{case}.{ 'txt' if kind == 'text' else kind}"
     if case == "missing":
@@ -60,7 +69,7 @@ def make_bad(root: Path, case: str, kind: str) -> Path:
         "truncated": lambda: _truncated(kind),
         "random": lambda: random.Random(13).randbytes(4096),
         "non_utf8": lambda: "name: caf\xe9\nruntime: d\xe9bug\n".encode("latin-1"),
-        "alias_bomb": lambda: BOMB.encode(),
+        "alias_bomb": lambda: bomb(bomb_key).encode(),
         "pickle": lambda: pickle.dumps(_Pwn(), protocol=2),
     }[case]()
     p.write_bytes(data)
@@ -86,7 +95,7 @@ SLOTS = [
     ("predictor", ["fit", "--data", "BAD", "--device", "x", "--out", "{tmp}/p.pt"], "csv", ALL),
     ("predictor", ["eval", "--predictor", "BAD", "--data", str(GOOD_CSV), "--report", "{tmp}/r.json"], "pt", ALL),
     ("search", ["--supernet", "BAD", "--device", "debug", "--latency", "100ms", "--out", "{tmp}/s"], "pt", ALL),
-    ("search", ["--supernet", "BAD", "--config", "BAD", "--device", "debug", "--latency", "100ms", "--out",
+    ("search", ["--supernet", "{tmp}/none.pt", "--config", "BAD", "--device", "debug", "--latency", "100ms", "--out",
                 "{tmp}/s"], "yaml", ALL),
     ("translate", ["--checkpoint", "BAD", "--data", "{tmp}", "--output", "{tmp}/o.txt"], "pt", ALL),
     ("score", ["--hyp", "BAD", "--ref", "{tmp}/ref.txt"], "text", TEXT),
@@ -149,7 +158,9 @@ def test_bad_input_one_line_exit_2(module, argv, kind, case, tmp_path, capsys, m
                 shutil.copyfile(bad, target)
         argv = [str(prefix) if a == "BADPREFIX" else a for a in argv]
     else:
-        bad = make_bad(bad_root, case, kind)
+        slot = argv[argv.index("BAD") - 1]
+        key = BOMB_KEY.get(module, BOMB_KEY.get(f"{module} {slot}", "name"))
+        bad = make_bad(bad_root, case, kind, key)
         argv = [str(bad) if a == "BAD" else a for a in argv]
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     before = _snapshot(tmp_path)

@@ -35,7 +35,9 @@ def cli_main(prog: str) -> Callable:
         @functools.wraps(fn)
         def wrapper(argv: Optional[Sequence[str]] = None) -> int:
             try:
-                return int(fn(argv) or 0)
+                rc = int(fn(argv) or 0)
+                sys.stdout.flush()  # a closed pipe shows up here, while we can still catch it
+                return rc
             except HatError as e:
                 return fail(prog, str(e))
             except FileNotFoundError as e:
