@@ -47,10 +47,10 @@ _ESCAPE_RE = re.compile(r"\\u([0-9a-fA-F]{4})")
 def escape_text(value: str) -> str:
     """A text cell safe for one CSV line and for spreadsheets: control characters and line separators become
     ``\\uXXXX``, a literal backslash-u is escaped too (so :func:`unescape_text` inverts this), and a formula
-    lead (``= + - @``) gets a ``'`` in front."""
+    lead (``= + - @``) or a leading ``'`` gets a ``'`` in front."""
     s = str(value).replace("\\u", "\\u005cu")
     s = _CONTROL_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
-    if s[:1] in FORMULA_LEADS or (s[:1] == "'" and s[1:2] in FORMULA_LEADS):
+    if s[:1] and s[:1] in FORMULA_LEADS + "'":  # a leading ' is doubled, so unescape_text can always drop one
         s = "'" + s
     return s
 
@@ -58,7 +58,7 @@ def escape_text(value: str) -> str:
 def unescape_text(cell: str) -> str:
     """Inverse of :func:`escape_text` (cells written by other tools pass through unchanged)."""
     s = cell
-    if s[:1] == "'" and s[1:2] in FORMULA_LEADS + "'":
+    if s[:1] == "'":
         s = s[1:]
     return _ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)), s)
 
