@@ -35,6 +35,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_MESSAGE_VALUE_CHARS else text[:MAX_MESSAGE_VALUE_CHARS - 3] + "..."
 
 
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class _NoAliasSafeLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses aliases (``*anchor``): configs never need them, and nested aliases let a
     tiny file expand exponentially (the "billion laughs" bomb)."""
@@ -154,7 +158,7 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{where or cls.__name__}: unknown key(s) {_short(', '.join(map(str, unknown)))}; "
+            f"{where or cls.__name__}: unknown key(s) {_cut(', '.join(map(str, unknown)))}; "
             f"allowed: {', '.join(fields)}"
         )
     kwargs = {}
