@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import json
 import os
 import sys
 from pathlib import Path

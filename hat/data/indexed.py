@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import random
 import shutil
 import time
