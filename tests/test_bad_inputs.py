@@ -177,7 +177,8 @@ def test_bad_input_one_line_exit_2(module, argv, kind, case, tmp_path, capsys, m
 
 
 @pytest.mark.parametrize("module,argv", [
-    ("translate", ["--checkpoint", "{ckpt}", "--data", "{bin}", "--subset", "valid", "--output", "{dir}"]),
+    ("translate", ["--checkpoint", "{ckpt}", "--data", "{bin}", "--subset", "valid", "--max-sentences", "2",
+                   "--output", "{dir}"]),
     ("translate", ["--checkpoint", "{ckpt}", "--data", "{bin}", "--input", "{dir}", "--output", "{tmp}/o.txt"]),
     ("average_checkpoints", ["--inputs", "{ckpt}", "--output", "{dir}"]),
     ("export", ["--checkpoint", "{ckpt}", "--format", "fairseq", "--out", "{file}"]),
