@@ -1,6 +1,7 @@
 """Strict YAML <-> dataclass loading shared by every config type (spaces, tasks, devices, search settings).
 
-Rules: YAML is read with ``yaml.safe_load`` only; unknown keys are errors; values are type-checked against the
+Rules: YAML is read with ``yaml.safe_load`` only, and aliases (``*name``) are refused before anything is built, so a
+537-byte "billion laughs" file cannot expand into gigabytes; unknown keys are errors; values are type-checked against the
 dataclass annotations (ints may be given for float fields). Errors are :class:`~hat.errors.ConfigError` with the
 file and key in the message, so CLIs can print one line and exit 2.
 """
@@ -20,6 +21,40 @@ from hat.errors import ConfigError
 
 T = TypeVar("T")
 
+MAX_MESSAGE_VALUE_CHARS = 80  # values quoted in error messages are cut to this, so a message stays one short line
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to :data:`MAX_MESSAGE_VALUE_CHARS` (bounded work even for huge nested values)."""
+    import reprlib
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = MAX_MESSAGE_VALUE_CHARS
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 6
+    r.maxlevel = 3
+    text = r.repr(value)
+    return text if len(text) <= MAX_MESSAGE_VALUE_CHARS else text[:MAX_MESSAGE_VALUE_CHARS - 3] + "..."
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class _NoAliasSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases (``*anchor``): configs never need them, and nested aliases let a
+    tiny file expand exponentially (the "billion laughs" bomb)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            ev = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"YAML aliases (*{str(ev.anchor)[:40]}) are not allowed "
+                                              f"in hat configs", ev.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_load_yaml_text(text: str):
+    """``yaml.safe_load`` without aliases (see :class:`_NoAliasSafeLoader`); raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_NoAliasSafeLoader)  # noqa: S506 (a SafeLoader subclass)
+
 
 def load_yaml(path: str | os.PathLike) -> dict:
     """Read a YAML mapping from ``path`` with ``yaml.safe_load``.
@@ -31,11 +66,16 @@ def load_yaml(path: str | os.PathLike) -> dict:
     if not p.is_file():
         raise ConfigError(f"{p}: no such file")
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); expected a YAML file") from None
+    try:
+        data = safe_load_yaml_text(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError(f"{p}: malformed YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())[:200]
+        raise ConfigError(f"{p}: malformed YAML{where}: {problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -45,11 +85,8 @@ def load_yaml(path: str | os.PathLike) -> dict:
 
 def dump_yaml(data: dict, path: str | os.PathLike) -> None:
     """Write ``data`` as YAML atomically (temp file + rename), so a crash never leaves a half-written file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
-    os.replace(tmp, p)
+    from hat.io import atomic_write
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
 def check_type(value: Any, tp: Any, where: str) -> Any:
@@ -79,44 +116,44 @@ def check_type(value: Any, tp: Any, where: str) -> Any:
                 return check_type(value, a, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[-1] if errors else f"{where}: bad value {value!r}")
+        raise ConfigError(errors[-1] if errors else f"{where}: bad value {_short(value)}")
     if tp is type(None):
         if value is not None:
-            raise ConfigError(f"{where}: expected null, got {value!r}")
+            raise ConfigError(f"{where}: expected null, got {_short(value)}")
         return None
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {_short(value)}")
         elem = args[0] if args else Any
         out = [check_type(v, elem, f"{where}[{i}]") for i, v in enumerate(value)]
         return out if origin is list else tuple(out)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {_short(value)}")
         kt, vt = args if args else (Any, Any)
         return {check_type(k, kt, where): check_type(v, vt, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {_short(value)}")
         return from_dict(tp, value, where)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {_short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {_short(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_short(value)}")
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {_short(value)}")
     return value
 
 
@@ -135,7 +172,7 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{where or cls.__name__}: unknown key(s) {', '.join(map(str, unknown))}; "
+            f"{where or cls.__name__}: unknown key(s) {_cut(', '.join(map(str, unknown)))}; "
             f"allowed: {', '.join(fields)}"
         )
     kwargs = {}

@@ -92,15 +92,30 @@ def sacrebleu_corpus(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "
     _check_lengths(hyps, refs)
     from sacrebleu.metrics import BLEU
 
+    if tokenize not in BLEU.TOKENIZERS:
+        raise HatError(f"unknown SacreBLEU tokenizer '{tokenize}'; choose one of {', '.join(BLEU.TOKENIZERS)}")
     metric = BLEU(tokenize=tokenize)
     res = metric.corpus_score(list(hyps), [list(refs)])
     return float(res.score), str(res), str(metric.get_signature())
 
 
-def read_lines(path) -> list[str]:
-    """Lines of a text file without trailing newlines (UTF-8)."""
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+def read_lines(path, allow_empty: bool = False) -> list[str]:
+    """Lines of a text file without trailing newlines (UTF-8).
+
+    Raises:
+        HatError: a directory, not UTF-8, or (unless ``allow_empty``) an empty file.
+    """
+    import os
+    if os.path.isdir(path):
+        raise HatError(f"{path}: is a directory (expected a text file, one sentence a line)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError as e:
+        raise HatError(f"{path}: not UTF-8 text (byte offset {e.start})") from None
+    if not lines and not allow_empty:
+        raise HatError(f"{path}: empty file (expected one sentence a line)")
+    return lines
 
 
 def parse_fairseq_generate(lines: Iterable[str]) -> dict:

@@ -23,8 +23,6 @@ SCANNED = ("hat", "benchmarks", "scripts")
 ALLOWED = {
     # parse_latency_ms belongs in the library; its import line in this benchmark is being edited by issue 15
     "benchmarks/search_efficiency.py: imports hat.cli.common",
-    # issue 13 removes the data layer's upward import (cli_main in hat.data.multi30k)
-    "hat/data/multi30k.py: imports hat.cli.common",
     # second wave: the quickstart calls typed library functions instead of other CLIs' main()
     "hat/cli/quickstart.py: imports CLI module hat.cli.export",
     "hat/cli/quickstart.py: imports CLI module hat.cli.predictor",

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from hat.cli.common import cli_main
 from hat.errors import HatError
+from hat.io import atomic_path, atomic_write_json
 
 PROG = "hat-predictor"
 
@@ -39,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--space", default=None,
                    help="search space name or YAML (default: iwslt14_space1 for iwslt files, else wmt14_space0)")
     f.add_argument("--init", default=None, help="predictor of another device to fine-tune from (few-shot transfer)")
+    f.add_argument("--dedupe", action="store_true",
+                   help="average rows that measured the same SubTransformer (default: keep them, with a warning)")
     f.add_argument("--register", action="store_true",
                    help="add the predictor to --index (only for our own measurements: rows need the subnet column)")
     f.add_argument("--index", default="latency_predictors/index.yaml")
@@ -63,11 +66,7 @@ def _default_space(paths: Sequence[str]) -> str:
 
 
 def _write_json(path: str, data: dict) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, p)
+    atomic_write_json(path, data)
 
 
 def _sha256(path: str) -> str:
@@ -105,10 +104,7 @@ def register(index_path: str, out: str, pred, data: Sequence[str]) -> None:
         "fitted": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
     d["predictors"] = entries
-    idx.parent.mkdir(parents=True, exist_ok=True)
-    tmp = idx.with_name(idx.name + ".tmp")
-    dump_yaml(d, tmp)
-    os.replace(tmp, idx)
+    dump_yaml(d, idx)
 
 
 def _fit(args) -> int:
@@ -116,7 +112,16 @@ def _fit(args) -> int:
     torch.set_num_threads(1)
     from hat.predictor import fit_predictor, load_predictor
     from hat.space import load_space
+    from hat.latency.records import dedupe_records
     recs = _read(args.data)
+    deduped, n_dup = dedupe_records(recs)
+    if n_dup and args.dedupe:
+        print(f"{PROG}: averaged {n_dup} duplicate row(s) of already-measured SubTransformers "
+              f"({len(recs)} -> {len(deduped)} rows)", file=sys.stderr)
+        recs = deduped
+    elif n_dup:
+        print(f"{PROG}: warning: {n_dup} row(s) repeat a SubTransformer measured in an earlier row (two writers on "
+              f"one file?); they weigh double in the fit. Pass --dedupe to average them", file=sys.stderr)
     space = load_space(args.space or _default_space(args.data))
     wide = space.widened()  # HAT (and hat-profile --widen) measure a slightly wider space: fine for fitting
     for i, r in enumerate(recs):
@@ -165,9 +170,11 @@ def _eval(args) -> int:
         ax.set_ylabel("predicted latency (ms)")
         ax.set_title(f"{pred.device}: MAPE {m['mape']:.3f}, tau {m['kendall_tau']:.3f}")
         fig.tight_layout()
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.plot, dpi=120)
-        plt.close(fig)
+        try:
+            with atomic_path(args.plot) as tmp:
+                fig.savefig(tmp, dpi=120, format="png")
+        finally:
+            plt.close(fig)
     print(f"{args.predictor} on {', '.join(args.data)}: n {m['n']} rmse {m['rmse_ms']:.2f} ms mape {m['mape']:.4f} "
           f"acc10 {m['acc10']:.3f} kendall_tau {m['kendall_tau']:.3f}")
     return 0

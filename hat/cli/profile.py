@@ -19,6 +19,7 @@ from hat.cli.common import cli_main
 from hat.errors import ConfigError, HatError
 
 PROG = "hat-profile"
+MAX_SAMPLES = 100_000  # configs are sampled up front; a typo like 100000000 would eat memory before measuring any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +81,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _profile_one(subnet, space, device, settings, args)
     if args.space is None or args.out is None:
         raise HatError("--samples needs --space and --out")
-    if args.samples < 1:
-        raise HatError(f"--samples must be >= 1, got {args.samples}")
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise HatError(f"--samples must be between 1 and {MAX_SAMPLES:,}, got {args.samples:,} (HAT's predictors "
+                       f"use 2,000; run several --resume'd batches with other --seed values for more)")
     space = load_space(args.space)
     from hat.latency.profiler import profile, sample_configs
     configs = sample_configs(space, args.samples, seed=args.seed, widen=args.widen)

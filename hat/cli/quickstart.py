@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence
 
 from hat.cli.common import cli_main
 from hat.errors import HatError
+from hat.io import atomic_write
 
 PROG = "hat-quickstart"
 
@@ -86,9 +87,7 @@ class Pipeline:
         t0 = time.perf_counter()
         result = fn() or {}
         result["seconds"] = round(time.perf_counter() - t0, 1)
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, marker)
+        atomic_write(marker, json.dumps(result, indent=1))
         self.log(f"[{name}] finished in {result['seconds']} s")
         return result
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import random
 import sys
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Optional, Sequence
 
 from hat.cli.common import cli_main, parse_latency_list_ms
 from hat.errors import HatError
+from hat.io import atomic_write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,12 +228,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from hat.interop.hat_configs import save_hat_subnet
     save_hat_subnet(loosest.best, out / "subnet_hat.yml")  # for HAT's train.py/generate.py --configs
     plot_front(res, out / "front.png", title=f"{space.name} on {device_cfg.name}")
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps({"budgets_ms": budgets, "fastest_predicted_ms": fastest_ms,
+    atomic_write_json(out / "results.json", ({"budgets_ms": budgets, "fastest_predicted_ms": fastest_ms,
                                "slowest_predicted_ms": slowest_ms, "results": summary,
                                "front": [{"loss": p.loss, "latency_ms": p.latency_ms} for p in res.front],
-                               "evaluations": cache.evaluations, "cache_hits": cache.hits}, indent=1))
-    os.replace(tmp, out / "results.json")
+                               "evaluations": cache.evaluations, "cache_hits": cache.hits}), indent=1)
     for s in summary:
         print(f"budget {s['budget_ms']:g} ms: valid loss {s['valid_loss']:.4f}, predicted {s['predicted_latency_ms']:.2f} ms, "
               f"{s['params'] / 1e6:.2f}M params")

@@ -21,11 +21,11 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Optional, Sequence
 
 from hat.cli.common import cli_main
 from hat.errors import HatError
+from hat.io import atomic_write
 
 # Options that only make sense for the PyTorch path (a checkpoint plus a binarized data directory).
 CHECKPOINT_ONLY = ("subnet", "data", "bpe", "spm_model", "reference_output", "fairseq_output")
@@ -72,11 +72,7 @@ def _write_lines(path: Optional[str], lines: Sequence[str]) -> None:
     if path is None or path == "-":
         sys.stdout.write(text)
         return
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
+    atomic_write(path, text)
 
 
 @cli_main("hat-translate")

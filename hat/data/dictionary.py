@@ -188,10 +188,8 @@ class Dictionary:
         for w, c in zip(self.symbols[self.nspecial:], self.count[self.nspecial:]):
             lines.append(f"{w} {c} {_OVERWRITE}\n" if w in seen else f"{w} {c}\n")
             seen.add(w)
-        tmp = p.with_name(p.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        os.replace(tmp, p)
+        from hat.io import atomic_write
+        atomic_write(p, "".join(lines))
 
     # -- building --------------------------------------------------------------------------------------------------
     @classmethod

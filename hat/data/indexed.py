@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from hat.errors import HatError
+from hat.io import atomic_path, atomic_write
 
 _HDR_MAGIC = b"MMIDIDX\x00\x00"
 _VERSION = 1
@@ -139,7 +139,7 @@ class MMapIndexedDatasetBuilder:
     """Write a fairseq mmap dataset byte-identical to ``fairseq-preprocess --dataset-impl mmap``.
 
     Data go to ``out_file`` (the ``.bin``) as items are added; :meth:`finalize` writes the ``.idx``.
-    Both are written to ``*.tmp`` and renamed at finalize, so an interrupted run never leaves a valid-looking pair.
+    Both are written to temp files (:func:`hat.io.atomic_path`) and renamed at finalize, so an interrupted run never leaves a valid-looking pair.
 
     Args:
         out_file: the ``.bin`` path.
@@ -148,7 +148,8 @@ class MMapIndexedDatasetBuilder:
 
     def __init__(self, out_file: Union[str, os.PathLike], dtype=np.int64) -> None:
         self._out = str(out_file)
-        self._tmp = self._out + ".tmp"
+        self._commit = atomic_path(self._out)  # temp .bin in our pattern; replaced onto out_file at finalize
+        self._tmp = self._commit.__enter__()
         self._data_file = open(self._tmp, "wb")
         self._dtype = np.dtype(dtype)
         self._sizes: list[int] = []
@@ -168,18 +169,12 @@ class MMapIndexedDatasetBuilder:
         pointers = np.zeros(len(sizes), dtype=np.int64)
         if len(sizes) > 1:
             np.cumsum(sizes[:-1].astype(np.int64) * self._dtype.itemsize, out=pointers[1:])
-        idx_tmp = str(index_file) + ".tmp"
-        with open(idx_tmp, "wb") as f:
-            f.write(_HDR_MAGIC)
-            f.write(struct.pack("<Q", _VERSION))
-            f.write(struct.pack("<B", _code(self._dtype)))
-            f.write(struct.pack("<Q", len(sizes)))
-            f.write(sizes.tobytes(order="C"))
-            f.write(pointers.tobytes(order="C"))
-        os.replace(self._tmp, self._out)
-        os.replace(idx_tmp, index_file)
+        self._commit.__exit__(None, None, None)
+        atomic_write(index_file, b"".join([_HDR_MAGIC, struct.pack("<Q", _VERSION),
+                                           struct.pack("<B", _code(self._dtype)), struct.pack("<Q", len(sizes)),
+                                           sizes.tobytes(order="C"), pointers.tobytes(order="C")]))
 
     def abort(self) -> None:
         """Close and delete the temporary ``.bin`` (after an error)."""
         self._data_file.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        self._commit.__exit__(HatError, HatError("aborted"), None)  # removes the temp .bin

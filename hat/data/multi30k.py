@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from hat.errors import HatError
+from hat.io import atomic_path
 
 BASE_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
 SPLITS = ("train", "val", "test_2016_flickr")
@@ -67,37 +68,35 @@ def download_multi30k(dest: Union[str, os.PathLike], langs: Sequence[str] = LANG
             if target.is_file() and target.stat().st_size > 0:
                 continue
             url = f"{base}/{s}.{lang}.gz"
-            tmp = target.with_name(target.name + ".part")
             try:
-                with urllib.request.urlopen(url, timeout=timeout_s) as r, open(tmp, "wb") as f:
-                    shutil.copyfileobj(r, f)
+                with atomic_path(target) as tmp:
+                    with urllib.request.urlopen(url, timeout=timeout_s) as r, open(tmp, "wb") as f:
+                        shutil.copyfileobj(r, f)
             except (urllib.error.URLError, OSError, ValueError) as e:
-                tmp.unlink(missing_ok=True)
                 reason = getattr(e, "reason", None) or e
                 raise HatError(f"cannot download {url}: {reason} (offline? pass --data-dir with the files "
                                f"{s}.{lang}.gz from {BASE_URL})") from None
-            os.replace(tmp, target)
     return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m hat.data.multi30k DEST [--langs de,en]``: download Multi30k task 1 raw files into DEST."""
     import argparse
+    import sys
 
-    from hat.cli.common import cli_main
-
-    @cli_main("hat.data.multi30k")
-    def _run(args: Optional[Sequence[str]]) -> int:
-        p = argparse.ArgumentParser(prog="python -m hat.data.multi30k", description=main.__doc__)
-        p.add_argument("dest")
-        p.add_argument("--langs", default="de,en", help="comma-separated (default de,en)")
-        p.add_argument("--base-url", default=None, help=f"mirror of {BASE_URL}")
-        a = p.parse_args(args)
+    p = argparse.ArgumentParser(prog="python -m hat.data.multi30k", description=main.__doc__)
+    p.add_argument("dest")
+    p.add_argument("--langs", default="de,en", help="comma-separated (default de,en)")
+    p.add_argument("--base-url", default=None, help=f"mirror of {BASE_URL}")
+    a = p.parse_args(argv)
+    # Library code never imports hat.cli: the same one-line error contract, by hand.
+    try:
         out = download_multi30k(a.dest, langs=[x for x in a.langs.split(",") if x], base_url=a.base_url)
-        print(out)
-        return 0
-
-    return _run(argv)
+    except HatError as e:
+        print(f"{p.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import random
 import shutil
 import time
@@ -33,6 +32,7 @@ import numpy as np
 from hat.data.dictionary import Dictionary, tokenize_line
 from hat.data.indexed import MMapIndexedDatasetBuilder, best_fitting_int_dtype, dataset_exists
 from hat.data.textio import count_lines, read_lines, resolve_text, write_lines_atomic
+from hat.io import TEMP_MARK, atomic_write
 from hat.errors import HatError
 
 _CHUNK = 10000  # lines encoded per sentencepiece call: bounded memory on WMT-sized files
@@ -140,14 +140,13 @@ def train_sentencepiece(settings: PreprocessSettings, train_files: list[Path], o
         msg = " ".join(str(e).split())
         hint = " (lower --bpe-vocab)" if "vocab" in msg.lower() else ""
         raise HatError(f"sentencepiece training failed: {msg}{hint}") from None
-    tmp = out_prefix.with_name(out_prefix.name + ".model.tmp")
-    tmp.write_bytes(_normalize_model(model.getvalue()))
+    data = _normalize_model(model.getvalue())
     sp = spm.SentencePieceProcessor()
-    sp.Load(str(tmp))
-    vocab_tmp = out_prefix.with_name(out_prefix.name + ".vocab.tmp")
-    write_lines_atomic(vocab_tmp, (f"{sp.IdToPiece(i)}\t{sp.GetScore(i):g}" for i in range(sp.GetPieceSize())))
-    os.replace(vocab_tmp, out_prefix.with_name(out_prefix.name + ".vocab"))
-    os.replace(tmp, out_prefix.with_name(out_prefix.name + ".model"))
+    sp.LoadFromSerializedProto(data)
+    # vocab first, model last: a complete .model marks a complete pair
+    write_lines_atomic(out_prefix.with_name(out_prefix.name + ".vocab"),
+                       (f"{sp.IdToPiece(i)}\t{sp.GetScore(i):g}" for i in range(sp.GetPieceSize())))
+    atomic_write(out_prefix.with_name(out_prefix.name + ".model"), data)
     return sp.GetPieceSize()
 
 
@@ -202,7 +201,8 @@ def binarize(text_path: Path, d: Dictionary, out_prefix: Path) -> dict:
 
 def _clean_outputs(dest: Path) -> None:
     """Remove what a previous run wrote (only our own file patterns)."""
-    for pat in ("spm.model", "spm.vocab", "dict.*.txt", "*.bin", "*.idx", "*.raw.*", "preprocess.json", "*.tmp"):
+    for pat in ("spm.model", "spm.vocab", "dict.*.txt", "*.bin", "*.idx", "*.raw.*", "preprocess.json", "*.tmp",
+                f".*{TEMP_MARK}*"):
         for p in dest.glob(pat):
             p.unlink()
     if (dest / "bpe").is_dir():
@@ -210,9 +210,7 @@ def _clean_outputs(dest: Path) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def preprocess(settings: PreprocessSettings, force: bool = False,
@@ -353,9 +351,7 @@ def preprocess(settings: PreprocessSettings, force: bool = False,
     for lang in langs:
         final = dest / f"dict.{lang}.txt"
         if redo or not final.is_file() or final.read_bytes() != dict_paths[lang].read_bytes():
-            tmp = final.with_name(final.name + ".tmp")
-            shutil.copyfile(dict_paths[lang], tmp)
-            os.replace(tmp, final)
+            atomic_write(final, dict_paths[lang].read_bytes())
     meta["status"] = "done"
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _write_json(meta_path, meta)

@@ -49,12 +49,10 @@ def count_lines(path: PathLike, limit: Optional[int] = None) -> int:
 
 def write_lines_atomic(path: PathLike, lines: Iterable[str]) -> int:
     """Write ``lines`` (newline-terminated) to ``path`` via temp file + rename; return the count."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
+    from hat.io import atomic_open
     n = 0
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_open(path) as f:
         for line in lines:
             f.write(line + "\n")
             n += 1
-    os.replace(tmp, p)
     return n

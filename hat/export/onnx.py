@@ -64,6 +64,7 @@ from typing import NamedTuple
 
 from hat.errors import HatError
 from hat.export.graphs import build_graphs, example_inputs, graph_meta, io_names
+from hat.io import atomic_path, atomic_write
 from hat.optional import require
 
 FORMAT = "hat-onnx-1"
@@ -144,8 +145,7 @@ def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, c
 
 def _export(module, args, path: Path, input_names, output_names, axes, opset: int, exporter: str) -> None:
     import torch
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path, keep_suffix=True) as tmp:
         warnings.simplefilter("ignore")  # tracer warnings about python values are expected (static subnet)
         if exporter == "legacy":
             torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=output_names,
@@ -160,7 +160,6 @@ def _export(module, args, path: Path, input_names, output_names, axes, opset: in
             torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=output_names,
                               dynamic_shapes=shapes, opset_version=opset, dynamo=True, external_data=False,
                               optimize=True, verbose=False)
-    os.replace(tmp, path)
 
 
 QUANTIZE_MODES = ("none", "int8")
@@ -198,19 +197,18 @@ def quantize_onnx(out_dir: str | os.PathLike, mode: str = "int8") -> list[Path]:
     files = []
     for graph in ("encoder", "decoder_step"):
         p = out / meta[graph]["file"]
-        tmp = p.with_name(p.stem + ".int8.tmp.onnx")
-        try:
-            # The quantizer logs "consider pre-processing" on the root logger: shapes are already static enough.
-            logging.disable(logging.WARNING)
+        with atomic_path(p, keep_suffix=True) as tmp:
             try:
-                quantize_dynamic(str(p), str(tmp), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
-            finally:
-                logging.disable(logging.NOTSET)
-        except Exception as e:  # the quantizer raises many types; one line naming the file
-            tmp.unlink(missing_ok=True)
-            raise HatError(f"{p}: int8 quantization failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}") \
-                from e
-        os.replace(tmp, p)
+                # The quantizer logs "consider pre-processing" on the root logger: shapes are already static enough.
+                logging.disable(logging.WARNING)
+                try:
+                    quantize_dynamic(str(p), str(tmp), op_types_to_quantize=["MatMul"],
+                                     weight_type=QuantType.QInt8)
+                finally:
+                    logging.disable(logging.NOTSET)
+            except Exception as e:  # the quantizer raises many types; one line naming the file
+                raise HatError(f"{p}: int8 quantization failed: {type(e).__name__}: "
+                               f"{' '.join(str(e).split())[:300]}") from e
         files.append(p)
     meta["quantize"] = mode
     update_meta(out, meta)
@@ -218,11 +216,9 @@ def quantize_onnx(out_dir: str | os.PathLike, mode: str = "int8") -> list[Path]:
 
 
 def update_meta(out_dir: str | os.PathLike, meta: dict) -> Path:
-    """Write ``meta.json`` of an export directory atomically (temp file + ``os.replace``)."""
+    """Write ``meta.json`` of an export directory atomically."""
     p = Path(out_dir) / "meta.json"
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, p)
+    atomic_write(p, json.dumps(meta, indent=1))
     return p
 
 

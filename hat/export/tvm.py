@@ -22,6 +22,7 @@ from typing import NamedTuple, Optional
 
 from hat.errors import HatError
 from hat.export.graphs import build_graphs, example_inputs, graph_meta
+from hat.io import atomic_path, atomic_write
 from hat.optional import require
 from hat.runtime.onnx import OnnxTranslator
 from hat.space import num_ende_layers
@@ -62,12 +63,11 @@ def _compile(ep, target: dict, path: Path, cross_compiler: Optional[str]) -> Non
         mod = from_exported_program(ep, keep_params_as_input=False)
     # tvm.compile does not convert a dict target itself (0.27): pass a Target.
     ex = tvm.compile(mod, target=tvm.target.Target(target))
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    if cross_compiler:
-        ex.export_library(str(tmp), fcompile=tvm.support.cc.cross_compiler(cross_compiler))
-    else:
-        ex.export_library(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path, keep_suffix=True) as tmp:  # export_library picks the format by suffix
+        if cross_compiler:
+            ex.export_library(str(tmp), fcompile=tvm.support.cc.cross_compiler(cross_compiler))
+        else:
+            ex.export_library(str(tmp))
 
 
 def export_tvm(model, out_dir: str | os.PathLike, target: str = "host") -> TvmPaths:
@@ -125,9 +125,7 @@ def export_tvm(model, out_dir: str | os.PathLike, target: str = "host") -> TvmPa
                        f"{' '.join(str(e).split())[:300]}") from e
     meta = graph_meta(model, FORMAT, paths.encoder.name, paths.decoder_step.name, target=target,
                       target_spec=TARGETS[target])
-    tmp = paths.meta.with_name("meta.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, paths.meta)
+    atomic_write(paths.meta, json.dumps(meta, indent=1))
     return paths
 
 

@@ -285,8 +285,5 @@ def save_transformer(model: Transformer | SuperTransformer, path: str | os.PathL
         "extra_state": {"epoch": 1, "val_loss": None, "train_iterator": {"epoch": 1}},
         "last_optimizer_state": None,
     }
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, p)
+    from hat.io import save_torch
+    save_torch(ck, path)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Optional
 
 from hat.errors import ConfigError
-from hat.hat_yaml import SUBNET_KEYS, read_hat_yaml, space_fields, subnet_fields, super_dims
+from hat.hat_yaml import SUBNET_KEYS, read_hat_yaml, super_dims
+from hat.io import atomic_write
 from hat.space import SearchSpace, SubnetConfig, num_ende_layers
 
 
@@ -88,8 +89,4 @@ def subnet_to_hat(subnet: SubnetConfig) -> str:
 
 def save_hat_subnet(subnet: SubnetConfig, path: str | os.PathLike) -> None:
     """Write :func:`subnet_to_hat` to ``path`` atomically."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(subnet_to_hat(subnet))
-    os.replace(tmp, p)
+    atomic_write(path, subnet_to_hat(subnet))

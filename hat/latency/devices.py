@@ -53,6 +53,20 @@ class SSHConfig:
             raise ConfigError("ssh: timeouts must be positive")
 
 
+def check_text_field(value: str, what: str) -> str:
+    """Why ``value`` cannot be a device name written into latency CSVs ('' when it can): no control characters,
+    no spreadsheet-formula lead (``= + - @``), at most 100 characters, not empty."""
+    if not value or not value.strip():
+        return f"{what} must not be empty"
+    if len(value) > 100:
+        return f"{what} is longer than 100 characters"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in value):
+        return f"{what} must not contain control characters (newline, tab, ...)"
+    if value[0] in "=+-@":
+        return f"{what} must not start with '{value[0]}' (spreadsheets would run it as a formula)"
+    return ""
+
+
 @dataclass
 class DeviceConfig:
     """A measurement target (strict-loaded from YAML)."""
@@ -69,7 +83,10 @@ class DeviceConfig:
     base_dir: str = field(default="", init=False, repr=False)  # YAML folder, for relative paths
 
     def __post_init__(self):
-        where = f"device {self.name}"
+        where = f"device {self.name!r}"
+        bad = check_text_field(self.name, "name")
+        if bad:
+            raise ConfigError(f"{where}: {bad}")
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"{where}: transport must be one of {', '.join(TRANSPORTS)}, got '{self.transport}'")
         if self.runtime not in RUNTIMES:

@@ -78,11 +78,16 @@ def profile(configs: Iterable[SubnetConfig], backend: Backend, out: str | os.Pat
         The new records, in measurement order.
     """
     configs = list(configs)
+    # Lock the file before reading what is done: a second writer stops here instead of measuring duplicates.
+    appender = CsvAppender(out).open() if out is not None else None
     if resume and out is not None:
-        done = existing_keys(out)
+        try:
+            done = existing_keys(out, runtime=backend.name, device=backend.device.name)
+        except BaseException:
+            appender.close()
+            raise
         configs = [c for c in configs if c.key() not in done]
     records: list[LatencyRecord] = []
-    appender = CsvAppender(out).open() if out is not None else None
     bar = None
     if progress:
         from tqdm import tqdm

@@ -6,8 +6,15 @@ SFTP to ``<remote_workdir>/hat_<random>/``, the runner is started once, and its 
 (one JSON object per finished config). The remote folder is removed afterwards.
 
 Security: host keys are verified against the device's ``known_hosts`` file (paramiko ``RejectPolicy``); only
-``trust_on_first_use=True`` (CLI ``--trust-on-first-use``) accepts an unknown key, and then saves it. Every argument
-of a remote command goes through ``shlex.quote``. Password auth is never used: key file (or agent) only.
+``trust_on_first_use=True`` (CLI ``--trust-on-first-use``) accepts an unknown key, and then *appends* one line for
+it (one ``write`` under a lock on ``<known_hosts>.lock``, fsync'd): every existing byte of the user's file is left
+alone (paramiko's ``save_host_keys`` would rewrite it and drop comments and keys it cannot parse). Lines paramiko
+cannot parse (``sk-ssh-ed25519@openssh.com`` keys, ``@cert-authority``) are skipped when loading, so they never stop
+the check of the host being verified; a key listed under ``@revoked`` is refused. Every argument of a remote
+command goes through ``shlex.quote``. Password auth is never used: key file only.
+
+Results from the device are checked before they reach the CSV: latency samples must be a non-empty list of finite,
+positive numbers, the host string is cut to 500 characters (its control characters are escaped by the CSV writer).
 
 Faults (connection refused, authentication failure, timeout, connection dropped mid-run) are retried
 ``ssh.retries`` times with exponential backoff (``backoff_s``, doubling), resuming with the configs that have no
@@ -81,27 +88,28 @@ class SSHTransport:
         known_hosts = self.device.path(self.cfg.known_hosts)
         if not os.path.isfile(key_file):
             raise HatError(f"{self.where}: ssh key_file {key_file} does not exist")
+        pkey = _load_private_key(key_file, self.where)
         client = paramiko.SSHClient()
+        revoked = []
         if os.path.isfile(known_hosts):
-            client.load_host_keys(known_hosts)
+            revoked = load_known_hosts(client.get_host_keys(), known_hosts)
         elif not self.trust_on_first_use:
             raise HatError(f"{self.where}: known_hosts file {known_hosts} does not exist; add the device's host key "
                            f"(ssh-keyscan -p {self.cfg.port} {self.cfg.host} >> {known_hosts}, after checking its "
                            f"fingerprint) or pass --trust-on-first-use")
         if self.trust_on_first_use:
-            Path(known_hosts).parent.mkdir(parents=True, exist_ok=True)
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            client.set_missing_host_key_policy(_AppendOnFirstUse(known_hosts))
         else:
             client.set_missing_host_key_policy(_RejectUnknown())
         try:
-            client.connect(self.cfg.host, port=self.cfg.port, username=self.cfg.user, key_filename=key_file,
+            client.connect(self.cfg.host, port=self.cfg.port, username=self.cfg.user, pkey=pkey,
                            timeout=self.cfg.connect_timeout_s, banner_timeout=self.cfg.connect_timeout_s,
                            auth_timeout=self.cfg.connect_timeout_s, allow_agent=False, look_for_keys=False)
         except _UnknownHostKey:
             client.close()
             raise HatError(f"{self.where}: host key not found in {known_hosts}; refusing to connect (verify the "
                            f"key and add it, or pass --trust-on-first-use)") from None
-        except paramiko.BadHostKeyException:
+        except (paramiko.BadHostKeyException, _ChangedHostKey):
             client.close()
             raise HatError(f"{self.where}: host key does not match the one in {known_hosts} (possible "
                            f"man-in-the-middle); refusing to connect") from None
@@ -111,8 +119,10 @@ class SSHTransport:
         except (OSError, EOFError, paramiko.SSHException) as e:
             client.close()
             raise _Transient(f"cannot connect ({type(e).__name__}: {e})") from None
-        if self.trust_on_first_use:
-            client.save_host_keys(known_hosts)
+        server_key = client.get_transport().get_remote_server_key()
+        if any(k == server_key for k in revoked):
+            client.close()
+            raise HatError(f"{self.where}: host key is marked @revoked in {known_hosts}; refusing to connect")
         self.client = client
 
     def exec(self, command: str) -> tuple[int, str]:
@@ -210,6 +220,106 @@ class _RejectUnknown:
         raise _UnknownHostKey(hostname)
 
 
+class _ChangedHostKey(Exception):
+    pass
+
+
+def _load_private_key(key_file: str, where: str):
+    """The private key in ``key_file`` (any type paramiko knows), or a one-line HatError for a garbage file."""
+    paramiko = _paramiko()
+    try:
+        return paramiko.PKey.from_path(key_file)
+    except paramiko.PasswordRequiredException:
+        raise HatError(f"{where}: ssh key_file {key_file} is passphrase-protected; use a key without a "
+                       f"passphrase for the device") from None
+    except Exception as e:  # garbage bytes surface as UnicodeDecodeError, ValueError, SSHException ...
+        raise HatError(f"{where}: cannot read ssh key_file {key_file} as a private key "
+                       f"({type(e).__name__})") from None
+
+
+def load_known_hosts(host_keys, path: str) -> list:
+    """Add every line of the OpenSSH ``known_hosts`` file ``path`` that paramiko can parse to ``host_keys``.
+
+    Comments, blank lines, ``@cert-authority`` lines and keys paramiko does not know (``sk-ssh-ed25519@openssh.com``,
+    broken lines) are skipped, never fatal: they cannot vouch for the host being checked, and refusing to read the
+    rest would make a valid entry useless. The file is only read.
+
+    Returns:
+        The keys listed under ``@revoked`` (a host presenting one is refused).
+    """
+    paramiko = _paramiko()
+    from paramiko.hostkeys import HostKeyEntry
+    revoked = []
+    with open(path, "rb") as f:
+        raw = f.read()
+    for lineno, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        marker = None
+        if line.startswith("@"):
+            marker, _, line = line.partition(" ")
+            if marker != "@revoked":
+                continue  # @cert-authority: host certificates are not supported by paramiko's check
+        try:
+            entry = HostKeyEntry.from_line(line, lineno)
+        except Exception:  # paramiko raises several types for lines it cannot parse
+            entry = None
+        if entry is None or entry.key is None:
+            continue
+        if marker == "@revoked":
+            revoked.append(entry.key)
+            continue
+        for name in entry.hostnames:
+            try:
+                if name.startswith("|1|"):
+                    paramiko.HostKeys.hash_host("probe", name)  # a malformed salt would fail every later lookup
+                host_keys.add(name, entry.key.get_name(), entry.key)
+            except Exception:  # includes AssertionError from paramiko's salt check
+                continue
+    return revoked
+
+
+class _AppendOnFirstUse:
+    """paramiko missing-host-key policy for ``--trust-on-first-use``: append one line for the new key to
+    ``known_hosts`` (created 0600 if missing), atomically under a lock, leaving every existing byte alone."""
+
+    def __init__(self, known_hosts: str):
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key):
+        from hat.io import exclusive_lock
+        paramiko = _paramiko()
+        path = Path(self.known_hosts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        with exclusive_lock(path, "known_hosts file", wait=True):
+            # Another process may have added this host since we loaded the file: check again under the lock.
+            if path.is_file():
+                fresh = paramiko.HostKeys()
+                load_known_hosts(fresh, str(path))
+                known = fresh.lookup(hostname) or {}
+                if key.get_name() in known:
+                    if known[key.get_name()] == key:
+                        return
+                    raise _ChangedHostKey(hostname)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                needs_newline = False
+                if size:
+                    with open(path, "rb") as f:
+                        f.seek(size - 1)
+                        needs_newline = f.read(1) != b"\n"
+                os.write(fd, (("\n" if needs_newline else "") + line).encode())  # one write: all or nothing
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        log.warning("trusted the new host key of %s on first use (%s %s) and appended it to %s", hostname,
+                    key.get_name(), key.get_fingerprint().hex(), path)
+
+
 def _drain(chan) -> str:
     """Read a finished short command's stdout+stderr."""
     out = b""
@@ -252,9 +362,10 @@ class RemoteOnnxRuntimeBackend(Backend):
         subnets = list(subnets)
         n = self.device.ssh.batch_size
         for i in range(0, len(subnets), n):
-            yield from self._batch(subnets[i:i + n])
+            yield from self._batch(subnets[i:i + n], later=max(len(subnets) - (i + n), 0))
 
-    def _batch(self, subnets: list[SubnetConfig]) -> Iterator[tuple[SubnetConfig, Measurement]]:
+    def _batch(self, subnets: list[SubnetConfig], later: int = 0) -> Iterator[tuple[SubnetConfig, Measurement]]:
+        """Measure one batch; ``later``: configs in the batches after this one (counted in a give-up message)."""
         from hat.latency.backends.onnxruntime import export_subnet, runner_path
         local = tempfile.mkdtemp(prefix="hat_remote_")
         try:
@@ -262,11 +373,12 @@ class RemoteOnnxRuntimeBackend(Backend):
                 export_subnet(s, self.settings, self.qkv_dim, os.path.join(local, f"cfg_{i}"), self.device.quantize)
             shutil.copy(runner_path(), os.path.join(local, "runner.py"))
             pending = {str(i): s for i, s in enumerate(subnets)}
-            yield from self._run_with_retries(local, pending)
+            yield from self._run_with_retries(local, pending, later)
         finally:
             shutil.rmtree(local, ignore_errors=True)
 
-    def _run_with_retries(self, local: str, pending: dict) -> Iterator[tuple[SubnetConfig, Measurement]]:
+    def _run_with_retries(self, local: str, pending: dict, later: int = 0
+                          ) -> Iterator[tuple[SubnetConfig, Measurement]]:
         ssh = self.device.ssh
         failures = 0
         while pending:
@@ -289,20 +401,20 @@ class RemoteOnnxRuntimeBackend(Backend):
                     if "error" in res:
                         raise HatError(f"device {self.device.name}: measuring config {res['id']} failed on the "
                                        f"device: {res['error']}")
+                    m = measurement_from_result(res, self.threads, f"device {self.device.name}")
                     subnet = pending.pop(res["id"])
                     # A retry uploads only what is still pending.
                     shutil.rmtree(os.path.join(local, f"cfg_{res['id']}"), ignore_errors=True)
                     progressed = True
-                    yield subnet, Measurement(res["encoder_ms"], res["decoder_ms"], host=res.get("host", ""),
-                                              threads=int(res.get("threads", self.threads)),
-                                              runtime_version=res.get("runtime_version", ""))
+                    yield subnet, m
                 if pending:
                     raise _Transient(f"remote runner ended without results for {len(pending)} config(s)")
             except _Transient as e:
                 failures = 1 if progressed else failures + 1
                 if failures > ssh.retries:
                     raise HatError(f"{transport.where}: {e}; gave up after {ssh.retries} retries "
-                                   f"({len(pending)} config(s) not measured; finished ones are kept)") from None
+                                   f"({len(pending) + later} config(s) not measured; finished ones are kept)") \
+                        from None
                 delay = ssh.backoff_s * 2 ** max(failures - 1, 0)
                 log.warning("%s: %s; retry %d/%d in %.1f s", transport.where, e, failures, ssh.retries, delay)
                 self.sleep(delay)
@@ -313,6 +425,35 @@ class RemoteOnnxRuntimeBackend(Backend):
                     except Exception:  # best effort: the connection may be the thing that failed
                         pass
                 transport.close()
+
+
+MAX_SAMPLES = 100_000
+
+
+def measurement_from_result(res: dict, default_threads: int, where: str) -> Measurement:
+    """A :class:`Measurement` from one result line of the remote runner, checked.
+
+    Raises:
+        HatError: samples missing, empty, too many, or not finite positive numbers; threads not a positive integer.
+    """
+    import math
+    samples = {}
+    for k in ("encoder_ms", "decoder_ms"):
+        v = res.get(k)
+        if not isinstance(v, list) or not v or len(v) > MAX_SAMPLES:
+            raise HatError(f"{where}: result for config {res.get('id')}: {k} must be a list of 1..{MAX_SAMPLES} "
+                           f"timings")
+        for x in v:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0:
+                raise HatError(f"{where}: result for config {res.get('id')}: {k} holds {str(x)[:40]!r} (timings "
+                               f"must be finite positive numbers of ms)")
+        samples[k] = [float(x) for x in v]
+    threads = res.get("threads", default_threads)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise HatError(f"{where}: result for config {res.get('id')}: threads {str(threads)[:40]!r} is not an integer")
+    host, version = res.get("host", ""), res.get("runtime_version", "")
+    return Measurement(samples["encoder_ms"], samples["decoder_ms"], host=str(host)[:500], threads=threads,
+                       runtime_version=str(version)[:200])
 
 
 def _parse_result(line: str) -> Optional[dict]:

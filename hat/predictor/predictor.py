@@ -100,11 +100,8 @@ class LatencyPredictor:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the artifact atomically (temp file + ``os.replace``)."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        torch.save(self.to_dict(), tmp)
-        os.replace(tmp, p)
+        from hat.io import save_torch
+        save_torch(self.to_dict(), path)
 
 
 def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
@@ -119,8 +116,9 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
     try:
         d = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types; all mean "not our artifact"
-        raise HatError(f"{p}: not a latency predictor artifact ({type(e).__name__}: {str(e).splitlines()[0][:200]})") \
-            from None
+        lines = str(e).strip().splitlines()
+        detail = lines[0][:200] if lines else "empty or truncated file"
+        raise HatError(f"{p}: not a latency predictor artifact ({type(e).__name__}: {detail})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise HatError(f"{p}: not a latency predictor artifact (format is not '{FORMAT}')")
     if d.get("version") != VERSION:
@@ -128,9 +126,15 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
     kind = d.get("model_kind")
     if kind not in MODELS:
         raise HatError(f"{p}: unknown predictor model kind '{kind}'")
-    space = SearchSpace(**d["space"])
-    pred = LatencyPredictor(MODELS[kind].from_state(d["model"]), FeatureSchema.from_dict(d["feature_schema"]),
-                            d["device"], space, d.get("metrics"), d.get("train"))
+    try:
+        space = SearchSpace(**d["space"])
+        pred = LatencyPredictor(MODELS[kind].from_state(d["model"]), FeatureSchema.from_dict(d["feature_schema"]),
+                                d["device"], space, d.get("metrics"), d.get("train"))
+    except HatError as e:
+        raise HatError(f"{p}: malformed predictor artifact: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise HatError(f"{p}: malformed predictor artifact ({type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:200]})") from None
     if d.get("space_fingerprint") and d["space_fingerprint"] != space.fingerprint():
         raise HatError(f"{p}: space fingerprint mismatch (file corrupted or edited)")
     return pred

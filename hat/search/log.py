@@ -72,13 +72,8 @@ class SearchLog:
             self._write_lines(recs)  # rewrite without the torn line so later appends stay valid
 
     def _write_lines(self, recs: list[dict]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as f:
-            for r in recs:
-                f.write(json.dumps(r, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        from hat.io import atomic_write
+        atomic_write(self.path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs))
 
     def records(self, run: Optional[int] = None) -> list[dict]:
         """Iteration records read back on resume (of one ``run`` of a multi-budget search, or all)."""

@@ -20,20 +20,14 @@ from typing import Any, Optional
 import torch
 
 from hat.errors import HatError
+from hat.io import atomic_path, save_torch
 
 CHECKPOINT_VERSION = 1
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` atomically (temp file in the same directory, fsync, ``os.replace``)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)
+    save_torch(state, path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
@@ -44,19 +38,52 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle errors come in many types; all mean "not a checkpoint we can read"
-        raise HatError(f"{p}: cannot read checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise HatError(f"{p}: cannot read checkpoint ({describe_load_error(e)})") from None
     if not isinstance(ckpt, dict):
         raise HatError(f"{p}: not a checkpoint dict")
     return ckpt
 
 
+def describe_load_error(e: BaseException) -> str:
+    """``Type: first line`` of a ``torch.load`` failure (an empty file raises ``EOFError`` with no message)."""
+    lines = str(e).strip().splitlines()
+    detail = lines[0][:200] if lines else ("empty or truncated file" if isinstance(e, EOFError) else "no details")
+    return f"{type(e).__name__}: {detail}"
+
+
+def load_resume_checkpoint(save_dir: str | os.PathLike, map_location: Any = "cpu",
+                           warn=None) -> tuple[Path, dict]:
+    """``checkpoint_last.pt`` of ``save_dir``; when it is unreadable (empty, truncated), the newest readable
+    epoch or update checkpoint instead, saying so through ``warn`` (one line).
+
+    Raises:
+        HatError: ``checkpoint_last.pt`` is unreadable and no other checkpoint can be read either.
+    """
+    last = Path(save_dir) / "checkpoint_last.pt"
+    try:
+        return last, load_checkpoint(last, map_location)
+    except HatError as e:
+        first_error = str(e)
+    found = []
+    for cand in epoch_checkpoints(save_dir) + update_checkpoints(save_dir):
+        try:
+            ck = load_checkpoint(cand, map_location)
+        except HatError:
+            continue
+        found.append((int(ck.get("update", 0)), cand.name, cand, ck))
+    if not found:
+        raise HatError(f"{first_error}; no other readable checkpoint in {save_dir} to resume from") from None
+    _, _, path, ck = max(found, key=lambda t: (t[0], t[1]))
+    if warn is not None:
+        warn(f"{first_error}; resuming from {path.name} (update {int(ck.get('update', 0))}) instead")
+    return path, ck
+
+
 def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Atomic file copy (hard links would let a later in-place write change both)."""
+    """Atomic, fsync'd file copy (hard links would let a later in-place write change both)."""
     import shutil
-    d = Path(dst)
-    tmp = d.with_name(f".{d.name}.tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, d)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 # ----- RNG state (as tensors / lists so weights_only loading works) -----
@@ -161,5 +188,9 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu"):
     if missing:
         raise HatError(f"{p}: not a hat checkpoint (missing {', '.join(missing)})")
     model = build_model(ckpt["space"], ckpt["model_config"], ckpt.get("subnet"))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise HatError(f"{p}: weights do not fit the model described in the checkpoint "
+                       f"({' '.join(str(e).split())[:200]})") from None
     return model.to(map_location).eval(), ckpt

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from hat.config import check_type, from_dict, load_yaml, to_dict
+from hat.config import check_type, from_dict, load_yaml, safe_load_yaml_text, to_dict
 from hat.errors import ConfigError
 
 LR_SCHEDULERS = ("inverse_sqrt", "cosine")
@@ -149,7 +149,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip().replace("-", "_")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key, value

@@ -62,9 +62,8 @@ class JsonlLogger:
                     continue  # torn last line from a crash
                 if rec.get("update", 0) <= resume_update:
                     keep.append(line)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(line + "\n" for line in keep))
-            os.replace(tmp, path)
+            from hat.io import atomic_write
+            atomic_write(path, "".join(line + "\n" for line in keep))
         self.f = open(path, "a")
 
     def log(self, record: dict) -> None:
@@ -260,7 +259,8 @@ class Trainer:
             if self.dist.is_main:
                 print(f"hat-train: no {path}; starting from scratch", file=sys.stderr)
             return False
-        ck = ckpt_io.load_checkpoint(path)
+        path, ck = ckpt_io.load_resume_checkpoint(
+            self.save_dir, warn=lambda m: print(f"hat-train: {m}", file=sys.stderr) if self.dist.is_main else None)
         want_subnet = self.subnet.to_dict() if self.subnet is not None else None
         if ck.get("subnet") != want_subnet:
             raise HatError(f"{path} was trained with subnet {ck.get('subnet')}, this config trains {want_subnet}")

@@ -88,8 +88,9 @@ def test_connection_refused_names_device(tiny_space, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    import subprocess
     key = tmp_path / "key"
-    key.write_text("not a key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     kh = tmp_path / "kh"
     kh.write_text("")
     (tmp_path / "dev.yaml").write_text(
