@@ -35,7 +35,34 @@ def test_reproduce_multi30k_dry_run():
     script = RECIPES[0].parents[1] / "reproduce_multi30k.sh"
     out = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "hat-quickstart" in out.stdout and "reproduce_multi30k.py" in out.stdout
+    for stage in ("train", "measure", "report"):  # latency is measured in its own stage, after training
+        assert f"reproduce_multi30k.py --workdir runs/repro" in out.stdout and f"--stage {stage}" in out.stdout
+
+
+def _load_repro():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("reproduce_multi30k",
+                                                  RECIPES[0].parents[1] / "reproduce_multi30k.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_reproduce_multi30k_models_span_the_space():
+    from hat.space import load_space
+    repro = _load_repro()
+    space = load_space(repro.SPACE)
+    base = repro.baselines(space)
+    assert set(base) == {"Transformer-largest", "Transformer-smallest", "Transformer-e2d2", "Transformer-e2d1",
+                         "Transformer-w144", "Transformer-w96"}
+    for name, cfg in base.items():
+        space.check(cfg, name)
+        assert cfg.is_uniform() == [], name  # [] = no gene differs across layers
+    assert base["Transformer-e2d1"].decoder_layer_num == 1 and base["Transformer-e2d1"].encoder_embed_dim == 192
+    assert base["Transformer-w96"].encoder_layer_num == 3 and base["Transformer-w96"].decoder_ffn_embed_dim == [192] * 3
+    rank = repro.ranking_configs(space, 6)
+    assert len(rank) >= 10 and len({c.key() for c in rank.values()}) == len(rank)
+    assert rank == repro.ranking_configs(space, 6)  # seeded: the same set in every sitting
 
 
 def test_reproduction_baselines_are_uniform_members_of_the_space(tiny_space):
