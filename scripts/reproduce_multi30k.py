@@ -290,7 +290,9 @@ class Repro:
             self.pl.stage("prepare", self.prepare)
             cal = self.pl.stage("calibrate", self.calibrate)
             rank = ranking_configs(self.space, self.a.ranking_random)
-            self.scratch("Transformer-largest", self.subnet_yaml("Transformer-largest", rank["Transformer-largest"]), 0)
+            big = self.scratch("Transformer-largest", self.subnet_yaml("Transformer-largest",
+                                                                       rank["Transformer-largest"]), 0)
+            print(flattening_note(big["valid_curve"]), flush=True)
             for method in self.methods():
                 self.supernet(method, cal[method]["updates"])
             for name, cfg in rank.items():
@@ -372,6 +374,7 @@ class Repro:
             print(f"| {r['name']} | {r['kind']} | {r['budget_ms'] or '-'} | "
                   f"{'-' if r['latency_ms'] is None else format(r['latency_ms'], '.2f')} | {r['params']:,} | "
                   f"{len(b)} | {bl} |")
+        print(f"finished stages: {stage_totals(self.w)} (wall = as run, under whatever load there was)")
         if lat and any(r["bleu"] for r in records):
             plot(records, Path(self.a.plot))
         ranking = self.w / "supernet_ranking.json"
@@ -379,6 +382,29 @@ class Repro:
             dst = out.parent / "supernet_ranking.json"
             dst.write_text(ranking.read_text())
         return records
+
+
+def flattening_note(curve: list) -> str:
+    """One line on whether a validation curve ``[(update, nll), ...]`` has flattened (last step < 1% better)."""
+    if len(curve) < 2:
+        return "validation curve: fewer than 2 points"
+    (u0, a), (u1, b) = curve[-2], curve[-1]
+    gain = (a - b) / a
+    verdict = "flattened" if gain < 0.01 else "NOT flattened: consider more updates before seeds 1-2"
+    return (f"Transformer-largest validation NLL {a:.3f} @ {u0} -> {b:.3f} @ {u1} updates "
+            f"({100 * gain:.1f}% better): {verdict}")
+
+
+def stage_totals(workdir: Path) -> dict:
+    """Wall seconds (this sitting's, per stage marker) and CPU seconds of the finished stages."""
+    wall = cpu = 0.0
+    n = 0
+    for p in (workdir / ".stages").glob("*.json"):
+        d = json.loads(p.read_text())
+        wall += d.get("seconds", 0.0)
+        cpu += d.get("cpu_seconds_this_sitting", 0.0)
+        n += 1
+    return {"stages": n, "wall_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1)}
 
 
 def plot(records, path: Path) -> None:
