@@ -139,7 +139,8 @@ class Repro:
             for ck in out.glob("checkpoint*.pt"):  # finished: keep the scored model only (disk)
                 if ck.name != "checkpoint_best.pt":
                     ck.unlink()
-            return {"name": name, "seed": seed, "subnet": str(subnet_yaml), "checkpoint": str(out / "checkpoint_best.pt"),
+            return {"name": name, "seed": seed, "subnet": str(subnet_yaml),
+                    "checkpoint": str(out / "checkpoint_best.pt"),
                     "valid_loss": valid[-1]["loss"], "valid_nll_loss": valid[-1]["nll_loss"],
                     "best_valid_loss": min(r["loss"] for r in valid),
                     "valid_curve": [(r["update"], r["nll_loss"]) for r in valid],
@@ -333,7 +334,8 @@ class Repro:
             rng.shuffle(order)
             for n in order:
                 em, dm, _, _ = backend.measure(cfgs[n]).stats(settings.trim)
-                samples[n].append({"encoder_ms": em, "decoder_ms": dm, "latency_ms": em + dm, "loadavg": os.getloadavg()})
+                samples[n].append({"encoder_ms": em, "decoder_ms": dm, "latency_ms": em + dm,
+                                   "loadavg": os.getloadavg()})
             print(f"round {r + 1}/{self.a.measure_rounds}", file=sys.stderr, flush=True)
         res = {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(),
                "onnxruntime": onnxruntime.__version__, "vocab_size": vocab, "repeats": self.a.measure_repeats,
