@@ -376,6 +376,8 @@ class Repro:
             print(f"| {r['name']} | {r['kind']} | {r['budget_ms'] or '-'} | "
                   f"{'-' if r['latency_ms'] is None else format(r['latency_ms'], '.2f')} | {r['params']:,} | "
                   f"{len(b)} | {bl} |")
+        for line in verdict(records):
+            print(line)
         print(f"finished stages: {stage_totals(self.w)} (wall = as run, under whatever load there was)")
         if lat and any(r["bleu"] for r in records):
             plot(records, Path(self.a.plot))
@@ -395,6 +397,32 @@ def flattening_note(curve: list) -> str:
     verdict = "flattened" if gain < 0.01 else "NOT flattened: consider more updates before seeds 1-2"
     return (f"Transformer-largest validation NLL {a:.3f} @ {u0} -> {b:.3f} @ {u1} updates "
             f"({100 * gain:.1f}% better): {verdict}")
+
+
+def verdict(records: list[dict]) -> list[str]:
+    """Issue 10's acceptance, per searched model: its mean BLEU vs the best baseline at equal or lower measured
+    latency, and whether it is higher by more than one std (the larger of the two models' stds)."""
+    def ms(r):
+        b = r["bleu"]
+        return statistics.fmean(b), (statistics.stdev(b) if len(b) > 1 else 0.0)
+    out = []
+    for r in sorted((r for r in records if r["kind"] == "searched"), key=lambda r: r["budget_ms"]):
+        if not r["bleu"] or r["latency_ms"] is None:
+            out.append(f"{r['name']}: not trained or not measured yet")
+            continue
+        rivals = [b for b in records if b["kind"] == "baseline" and b["bleu"] and b["latency_ms"] is not None
+                  and b["latency_ms"] <= r["latency_ms"]]
+        m, sd = ms(r)
+        if not rivals:
+            out.append(f"{r['name']} ({r['latency_ms']:.2f} ms): {m:.2f} ± {sd:.2f}; no baseline is as fast")
+            continue
+        best = max(rivals, key=lambda b: ms(b)[0])
+        bm, bsd = ms(best)
+        holds = "holds" if m >= bm else "does NOT hold"
+        margin = " (by more than one std)" if m - bm > max(sd, bsd) else ""
+        out.append(f"{r['name']} ({r['latency_ms']:.2f} ms): {m:.2f} ± {sd:.2f} vs best baseline at <= latency "
+                   f"{best['name']} ({best['latency_ms']:.2f} ms) {bm:.2f} ± {bsd:.2f}: {holds}{margin}")
+    return out
 
 
 def stage_totals(workdir: Path) -> dict:

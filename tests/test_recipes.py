@@ -79,3 +79,17 @@ def test_reproduction_baselines_are_uniform_members_of_the_space(tiny_space):
         tiny_space.check(cfg, name)
         assert cfg.is_uniform() == [], name
     assert len({c.key() for c in base.values()}) == len(base)
+
+
+@pytest.mark.parametrize("searched,expect", [
+    ((21.0, 20.0, 20.5), "holds (by more than one std)"),
+    ((19.0, 19.2, 19.1), "does NOT hold"),
+])
+def test_reproduction_verdict(searched, expect):
+    repro = _load_repro()
+    rec = lambda name, kind, lat, bleu: {"name": name, "kind": kind, "latency_ms": lat, "bleu": list(bleu),  # noqa: E731
+                                         "budget_ms": 10.0 if kind == "searched" else None}
+    records = [rec("HAT@10ms", "searched", 10.0, searched), rec("fast", "baseline", 8.0, (19.5, 19.6, 19.4)),
+               rec("slow", "baseline", 12.0, (30.0, 30.0, 30.0))]  # slower: not a rival
+    (line,) = repro.verdict(records)
+    assert "best baseline at <= latency fast" in line and line.endswith(expect)
