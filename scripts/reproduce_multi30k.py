@@ -129,6 +129,11 @@ class Repro:
         """Train ``subnet_yaml`` from scratch with ``seed``, then BLEU; skipped when finished."""
         from hat.cli import train
         out = self.w / "scratch" / name / f"seed{seed}"
+        marker = self.w / ".stages" / f"scratch_{name}_seed{seed}.json"
+        if marker.is_file() and json.loads(marker.read_text()).get("updates", 0) < self.a.updates:
+            # --updates was raised: continue this training from its checkpoint_last.pt (the inverse-sqrt schedule
+            # does not depend on the total, so this equals a run trained that long from the start), rescore.
+            marker.unlink()
 
         def run():
             t0 = time.process_time()
@@ -136,10 +141,10 @@ class Repro:
             valid = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
             valid = [r for r in valid if r.get("type") == "valid"]
             bleu = self.bleu(out / "checkpoint_best.pt", out)
-            for ck in out.glob("checkpoint*.pt"):  # finished: keep the scored model only (disk)
-                if ck.name != "checkpoint_best.pt":
+            for ck in out.glob("checkpoint*.pt"):  # finished: keep the scored model and the one to extend (disk)
+                if ck.name not in ("checkpoint_best.pt", "checkpoint_last.pt"):
                     ck.unlink()
-            return {"name": name, "seed": seed, "subnet": str(subnet_yaml),
+            return {"name": name, "seed": seed, "subnet": str(subnet_yaml), "updates": self.a.updates,
                     "checkpoint": str(out / "checkpoint_best.pt"),
                     "valid_loss": valid[-1]["loss"], "valid_nll_loss": valid[-1]["nll_loss"],
                     "best_valid_loss": min(r["loss"] for r in valid),
