@@ -1,111 +1,518 @@
 #!/usr/bin/env python
-"""HAT's claim on Multi30k: at equal latency, searched SubTransformers score higher BLEU than Transformers scaled by
-depth and width.
+"""HAT's claim on Multi30k de->en, from scratch and over seeds: at equal measured latency, searched SubTransformers
+score higher BLEU than Transformers scaled by layers and by dimensions.
 
-Runs on top of a finished ``hat-quickstart`` workdir (its SuperTransformer, latency predictor and searched
-SubTransformers). Baselines are uniform Transformers at the corners and edges of the same space, scaled by width
-(embed/FFN dims) and by depth (decoder layers). Every model, searched or baseline, gets the same training: the same
-number of fine-tuning updates from the same SuperTransformer's inherited weights, the same data and settings. Each
-is then scored (SacreBLEU on test_2016_flickr, beam 5) and its latency measured on this CPU (ONNX Runtime, HAT's
-protocol). Writes ``<workdir>/reproduction.json`` and ``bleu_vs_latency.png``, prints a markdown table.
+Three stages, run separately (latency is never measured while this script trains):
 
-    hat-quickstart --data-dir ../shared/data/multi30k --workdir runs/quickstart --preset tiny
-    python scripts/reproduce_multi30k.py --workdir runs/quickstart
+* ``--stage train`` (hours; resumable: run the same command again, finished work is skipped, an interrupted
+  training continues from its last checkpoint):
+  data (joint BPE) -> CPU-time calibration of both SuperTransformer recipes -> the largest baseline from scratch
+  (seed 0; its validation curve shows whether the update count suffices) -> two SuperTransformers on
+  ``multi30k_cpu`` with the same CPU time (HAT: one random SubTransformer per update; sandwich + in-place
+  distillation) -> the ranking set from scratch (seed 0) -> ``benchmarks/supernet_ranking.py`` (Kendall tau)
+  -> latency dataset + predictor -> search under 3 budgets (25/50/75th percentile of the profiled latency range)
+  on the better-ranking SuperTransformer -> searched models from scratch (seed 0) -> seeds 1 and 2 of all models.
+  Every from-scratch training uses the same settings and number of updates; each is followed by SacreBLEU on
+  test_2016_flickr (beam 5, fairseq-generate's default length limit: max_len_a 0, max_len_b 200).
+* ``--stage measure`` (minutes, in a quiet window): latency of every model on this CPU with HAT's protocol
+  (ONNX Runtime, 1 thread), interleaved rounds, median; load averages recorded. Refuses while a train stage runs.
+* ``--stage report``: ``benchmarks/results/reproduce_multi30k.json``, a markdown table (mean +- std over seeds) and
+  ``docs/img/multi30k_repro_bleu_vs_latency.png`` from whatever has finished.
+
+    nohup nice -n 10 python scripts/reproduce_multi30k.py --workdir runs/repro --stage train > runs/repro.log 2>&1 &
+    python scripts/reproduce_multi30k.py --workdir runs/repro --stage measure     # quiet machine
+    python scripts/reproduce_multi30k.py --workdir runs/repro --stage report
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
+import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hat.cli import quickstart as qs
 from hat.space import SubnetConfig, load_space
 
+SPACE = "multi30k_cpu"
+TASK = "multi30k_de_en"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def layer_scaled(space, enc: int, dec: int) -> SubnetConfig:
+    """The largest width with ``enc`` encoder and ``dec`` decoder layers."""
+    big = space.largest()
+    return SubnetConfig(
+        encoder_embed_dim=big.encoder_embed_dim, decoder_embed_dim=big.decoder_embed_dim,
+        encoder_layer_num=enc, decoder_layer_num=dec,
+        encoder_ffn_embed_dim=[big.encoder_ffn_embed_dim[0]] * enc,
+        encoder_self_attention_heads=[big.encoder_self_attention_heads[0]] * enc,
+        decoder_ffn_embed_dim=[big.decoder_ffn_embed_dim[0]] * dec,
+        decoder_self_attention_heads=[big.decoder_self_attention_heads[0]] * dec,
+        decoder_ende_attention_heads=[big.decoder_ende_attention_heads[0]] * dec,
+        decoder_arbitrary_ende_attn=[-1] * dec)
+
+
+def dim_scaled(space, embed: int, ffn: int) -> SubnetConfig:
+    """The largest depth with embed dim ``embed`` and FFN dim ``ffn`` (heads as the largest)."""
+    d = space.largest().to_dict()
+    d.update(encoder_embed_dim=embed, decoder_embed_dim=embed,
+             encoder_ffn_embed_dim=[ffn] * d["encoder_layer_num"], decoder_ffn_embed_dim=[ffn] * d["decoder_layer_num"])
+    return SubnetConfig(**d)
+
 
 def baselines(space) -> dict[str, SubnetConfig]:
-    """Uniform configs scaled by width and depth (HAT's baselines: Transformers scaled by layers and dims)."""
-    big, small = space.largest(), space.smallest()
-    out = {"Transformer-largest": big, "Transformer-smallest": small}
-    mid_ffn = sorted(space.decoder_ffn_embed_dim)[len(space.decoder_ffn_embed_dim) // 2]
-    for layers in sorted(space.decoder_layer_num)[:-1]:  # depth-scaled: fewer decoder layers, full width
-        d = big.to_dict()
-        d.update(decoder_layer_num=layers)
-        for g in ("decoder_ffn_embed_dim", "decoder_self_attention_heads", "decoder_ende_attention_heads",
-                  "decoder_arbitrary_ende_attn"):
-            d[g] = d[g][:layers]
-        out[f"Transformer-dec{layers}"] = SubnetConfig(**d)
-    # width-scaled: smaller embed and FFN dims, full depth
-    d = big.to_dict()
-    emb = min(space.encoder_embed_dim)
-    d.update(encoder_embed_dim=emb, decoder_embed_dim=min(space.decoder_embed_dim),
-             encoder_ffn_embed_dim=[mid_ffn] * big.encoder_layer_num,
-             decoder_ffn_embed_dim=[mid_ffn] * big.decoder_layer_num)
-    out[f"Transformer-w{emb}"] = SubnetConfig(**d)
+    """HAT's baselines: Transformers scaled by layers (encoder and decoder together) and by dimensions, plus the
+    space's corners (largest = full depth and width; smallest)."""
+    enc, dec = sorted(space.encoder_layer_num), sorted(space.decoder_layer_num)
+    emb, ffn = sorted(space.encoder_embed_dim), sorted(space.encoder_ffn_embed_dim)
+    out = {"Transformer-largest": space.largest(), "Transformer-smallest": space.smallest()}
+    # layers: (max-1, max-1) and (min, min) encoder/decoder layers at full width
+    for e, d in sorted({(max(enc[0], enc[-1] - 1), max(dec[0], dec[-1] - 1)), (enc[0], dec[0])}, reverse=True):
+        if (e, d) != (enc[-1], dec[-1]):
+            out[f"Transformer-e{e}d{d}"] = layer_scaled(space, e, d)
+    for i in range(len(emb) - 2, -1, -1):  # dimensions: smaller embed + FFN at full depth
+        out[f"Transformer-w{emb[i]}"] = dim_scaled(space, emb[i], ffn[i])
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workdir", required=True, help="a finished hat-quickstart workdir")
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
-    w = Path(args.workdir)
-    summary_path = w / "summary.json"
-    if not summary_path.is_file():
-        print(f"reproduce_multi30k: error: {summary_path} missing: run hat-quickstart first", file=sys.stderr)
-        return 2
-    summary = json.loads(summary_path.read_text())
-    preset = qs.PRESETS[summary["preset"]]
-    space = load_space(qs.SPACE)
-    pl = qs.Pipeline(w, preset, summary["preset"])
-    ns = argparse.Namespace(workdir=str(w), preset=summary["preset"], threads=args.threads, data_dir=None)
-    from hat.data import Dictionary
-    vocab_size = len(Dictionary.load(w / "data-bin" / f"dict.{qs.TGT}.txt"))
-    rows = [dict(r, kind="searched") for r in summary["models"]]
-    for name, cfg in baselines(space).items():
-        sub = w / "baselines" / f"{name}.yaml"
-        if not sub.is_file():
-            from hat.latency.flops import subnet_flops
-            from hat.nn import count_subnet_params
-            cfg.save_yaml(sub, params=int(count_subnet_params(cfg, space.qkv_dim)),
-                          flops=int(subnet_flops(cfg, space.qkv_dim)))
-        ft = pl.stage(f"baseline_finetune_{name}", lambda sub=sub, name=name: qs.finetune_subnet(
-            ns, preset, w, sub, w / "baselines" / name))
-        sc = pl.stage(f"baseline_bleu_{name}", lambda ft=ft: qs.bleu_of(ns, preset, w, ft["checkpoint"], ft["dir"]))
-        meas = pl.stage(f"baseline_measure_{name}", lambda sub=sub: qs.measure(str(sub), vocab_size))
-        row = qs._row(0.0, str(sub), ft["checkpoint"], sc, meas)
-        row.update(name=name, kind="baseline", budget_ms=None)
-        rows.append(row)
-    (w / "reproduction.json").write_text(json.dumps(rows, indent=1))
-    plot(rows, w / "bleu_vs_latency.png")
-    print("| model | kind | measured latency (ms) | params | SacreBLEU | tokenized BLEU |")
-    print("|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: r["measured_ms"]):
-        print(f"| {r['name']} | {r['kind']} | {r['measured_ms']:.2f} | {r['params']:,} | {r['bleu']:.2f} | "
-              f"{r['tokenized_bleu']:.2f} |")
-    return 0
+def ranking_configs(space, n_random: int, seed: int = 7) -> dict[str, SubnetConfig]:
+    """The SubTransformers whose inherited and from-scratch validation losses are compared: the baselines plus
+    ``n_random`` distinct configs sampled from the space (seeded)."""
+    out = dict(baselines(space))
+    rng = random.Random(seed)
+    seen = {c.key() for c in out.values()}
+    while len(out) < len(baselines(space)) + n_random:
+        c = space.sample(rng)
+        if c.key() not in seen:
+            seen.add(c.key())
+            out[f"random{len(out) - len(baselines(space))}"] = c
+    return out
 
 
-def plot(rows, path: Path) -> None:
+class Repro:
+    def __init__(self, args):
+        self.a = args
+        self.w = Path(args.workdir).resolve()
+        self.w.mkdir(parents=True, exist_ok=True)
+        self.pl = qs.Pipeline(self.w, None, "repro", log=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
+        self.space = load_space(SPACE)
+        self.data = self.w / "data-bin"
+
+    # ----- helpers -----
+    def train_argv(self, save_dir: Path, max_update: int, seed: int, extra=()) -> list:
+        a = self.a
+        argv = ["--config", TASK, "--data", self.data, "--space", SPACE, "--save-dir", save_dir,
+                "--max-update", max_update, "--seed", seed, "--threads", a.threads, "--no-progress",
+                "--set", f"max_tokens={a.max_tokens}", "--set", f"save_interval_updates={a.save_every}",
+                "--set", "keep_last=1", "--set", "keep_last_epochs=1", *extra]
+        if (save_dir / "checkpoint_last.pt").is_file():
+            argv.append("--resume")
+        return argv
+
+    def subnet_yaml(self, name: str, cfg: SubnetConfig) -> Path:
+        from hat.latency.flops import subnet_flops
+        from hat.nn import count_subnet_params
+        path = self.w / "subnets" / f"{name}.yaml"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cfg.save_yaml(path, space=SPACE, params=int(count_subnet_params(cfg, self.space.qkv_dim)),
+                          flops=int(subnet_flops(cfg, self.space.qkv_dim)))
+        return path
+
+    def scratch(self, name: str, subnet_yaml: Path, seed: int) -> dict:
+        """Train ``subnet_yaml`` from scratch with ``seed``, then BLEU; skipped when finished."""
+        from hat.cli import train
+        out = self.w / "scratch" / name / f"seed{seed}"
+        marker = self.w / ".stages" / f"scratch_{name}_seed{seed}.json"
+        if marker.is_file() and json.loads(marker.read_text()).get("updates", 0) < self.a.updates:
+            # --updates was raised: continue this training from its checkpoint_last.pt (the inverse-sqrt schedule
+            # does not depend on the total, so this equals a run trained that long from the start), rescore.
+            marker.unlink()
+
+        def run():
+            t0 = time.process_time()
+            qs._call("hat-train", train.main, self.train_argv(out, self.a.updates, seed, ["--subnet", subnet_yaml]))
+            valid = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+            valid = [r for r in valid if r.get("type") == "valid"]
+            bleu = self.bleu(out / "checkpoint_best.pt", out)
+            for ck in out.glob("checkpoint*.pt"):  # finished: keep the scored model and the one to extend (disk)
+                if ck.name not in ("checkpoint_best.pt", "checkpoint_last.pt"):
+                    ck.unlink()
+            return {"name": name, "seed": seed, "subnet": str(subnet_yaml), "updates": self.a.updates,
+                    "checkpoint": str(out / "checkpoint_best.pt"),
+                    "valid_loss": valid[-1]["loss"], "valid_nll_loss": valid[-1]["nll_loss"],
+                    "best_valid_loss": min(r["loss"] for r in valid),
+                    "valid_curve": [(r["update"], r["nll_loss"]) for r in valid],
+                    "bleu": bleu["sacrebleu"], "tokenized_bleu": bleu["tokenized_bleu"],
+                    "signature": bleu["signature"], "cpu_seconds_this_sitting": round(time.process_time() - t0, 1)}
+        return self.pl.stage(f"scratch_{name}_seed{seed}", run)
+
+    def bleu(self, ckpt: Path, out_dir: Path) -> dict:
+        from hat.cli import translate
+        from hat.score import read_lines, sacrebleu_corpus, tokenized_bleu
+        hyp, ref = out_dir / "test.hyp", out_dir / "test.ref"
+        # fairseq-generate's default length limit (max_len_a 0, max_len_b 200): repetition loops are not cut short.
+        argv = ["--checkpoint", ckpt, "--data", self.data, "--subset", "test", "--beam", 5, "--batch-size", 32,
+                "--max-len-a", 0, "--max-len-b", 200, "--threads", self.a.threads, "--output", hyp,
+                "--reference-output", ref, "--quiet"]
+        if self.a.test_sentences:
+            argv += ["--max-sentences", self.a.test_sentences]
+        qs._call("hat-translate", translate.main, argv)
+        hyps, refs = read_lines(hyp), read_lines(ref)
+        sacre, _, signature = sacrebleu_corpus(hyps, refs)
+        return {"sacrebleu": round(sacre, 2), "signature": signature,
+                "tokenized_bleu": round(tokenized_bleu(hyps, refs).score(), 2)}
+
+    # ----- stages -----
+    def prepare(self) -> dict:
+        from hat.cli import preprocess
+        raw = qs.find_multi30k(self.a.data_dir, self.w)
+        argv = ["--src", "de", "--tgt", "en", "--trainpref", raw["train"], "--validpref", raw["val"],
+                "--testpref", raw["test_2016_flickr"], "--destdir", self.data, "--bpe-vocab", self.a.bpe_vocab,
+                "--threads", 1, "-q"]
+        qs._call("hat-preprocess", preprocess.main, argv)
+        return {"data_bin": str(self.data)}
+
+    def calibrate(self) -> dict:
+        """CPU seconds per update of both SuperTransformer recipes (same batches, process time: robust to other
+        processes on the machine), so both get the same CPU time."""
+        import torch
+        from hat.train.config import load_train_config
+        from hat.train.trainer import Trainer
+        torch.set_num_threads(self.a.threads)
+        out = {}
+        for method, extra in self.methods().items():
+            save = self.w / "calibrate" / method
+            cfg = load_train_config(TASK, [f"max_tokens={self.a.max_tokens}", f"threads={self.a.threads}",
+                                           f"data={self.data}", f"space={SPACE}", f"save_dir={save}",
+                                           *[f"{k}={v}" for k, v in extra.items()]])
+            if save.exists():
+                import shutil
+                shutil.rmtree(save)
+            t = Trainer(cfg, progress=False)
+            batches = t.epoch_batches(1)
+            times = []
+            for i in range(self.a.calibrate_updates + 2):
+                t0 = time.process_time()
+                t.train_step([t.train_data.batch(batches[i])])
+                if i >= 2:
+                    times.append(time.process_time() - t0)
+            t.logger.close()
+            out[method] = {"cpu_seconds_per_update": statistics.fmean(times), "samples": times}
+        budget = self.a.supernet_cpu_minutes * 60
+        for m in out.values():
+            m["updates"] = max(1, int(budget / m["cpu_seconds_per_update"])) if not self.a.supernet_updates \
+                else self.a.supernet_updates
+        out["supernet_cpu_minutes"] = self.a.supernet_cpu_minutes
+        return out
+
+    def methods(self) -> dict[str, dict]:
+        return {"hat_random": {},
+                "sandwich_distill": {"subnet_sampling": "sandwich", "sandwich_random": self.a.sandwich_random,
+                                     "inplace_distill": self.a.inplace_distill}}
+
+    def supernet(self, method: str, updates: int) -> dict:
+        from hat.cli import train
+        out = self.w / f"supernet_{method}"
+        extra = [x for k, v in self.methods()[method].items() for x in ("--set", f"{k}={v}")]
+
+        def run():
+            t0 = time.process_time()
+            qs._call("hat-train", train.main, self.train_argv(out, updates, 1, extra))
+            return {"checkpoint": str(out / "checkpoint_last.pt"), "updates": updates,
+                    "cpu_seconds_this_sitting": round(time.process_time() - t0, 1)}
+        return self.pl.stage(f"supernet_{method}", run)
+
+    def ranking(self) -> dict:
+        out = self.w / "supernet_ranking.json"
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "supernet_ranking.py"), "--workdir", str(self.w),
+               "--out", str(out), "--threads", str(self.a.threads)]
+        subprocess.run(cmd, check=True)
+        return json.loads(out.read_text())
+
+    def search(self, supernet_ckpt: str) -> dict:
+        from hat.cli import predictor, profile, search
+        from hat.config import dump_yaml
+        from hat.data import Dictionary
+        from hat.search import load_settings
+        from dataclasses import asdict
+        vocab = len(Dictionary.load(self.data / "dict.en.txt"))
+        csv = self.w / "latency_cpu.csv"
+        self.pl.stage("profile", lambda: qs._call("hat-profile", profile.main, [
+            "--space", SPACE, "--device", "cpu", "--samples", self.a.profile_samples, "--out", csv, "--resume",
+            "--widen", "--repeats", self.a.profile_repeats, "--vocab-size", vocab, "--threads", 1])
+            or {"csv": str(csv), "loadavg_after": os.getloadavg()})
+        pred = self.w / "predictor_cpu.pt"
+        self.pl.stage("predictor", lambda: qs._call("hat-predictor", predictor.main, [
+            "fit", "--data", csv, "--device", "cpu", "--space", SPACE, "--out", pred]) or {"predictor": str(pred)})
+
+        def budgets():
+            from hat.latency.records import read_latency_csv
+            lat = sorted(r.latency_ms for r in read_latency_csv(csv))
+            return {"budgets_ms": [round(lat[int(round(f * (len(lat) - 1)))], 2) for f in (0.25, 0.5, 0.75)]}
+        b = self.pl.stage("budgets", budgets)["budgets_ms"]
+        sdir = self.w / "search"
+
+        def run():
+            settings = load_settings("fast")
+            for k, v in dict(population_size=self.a.search_population, parent_size=self.a.search_population // 4,
+                             mutation_size=self.a.search_population * 3 // 8,
+                             crossover_size=self.a.search_population * 3 // 8, iterations=self.a.search_iterations,
+                             valid_subset=self.a.search_valid_subset).items():
+                setattr(settings, k, v)
+            yml = self.w / "search_settings.yaml"
+            dump_yaml(asdict(settings), yml)
+            argv = ["--supernet", supernet_ckpt, "--device", "cpu", "--predictor", pred, "--data", self.data,
+                    "--out", sdir, "--latency", ",".join(f"{x}ms" for x in b), "--config", yml, "--seed", 1,
+                    "--no-progress"]
+            if (sdir / "search_log.jsonl").is_file():
+                argv.append("--resume")
+            qs._call("hat-search", search.main, argv)
+            return {"supernet": supernet_ckpt, "budgets_ms": b,
+                    "subnets": {str(x): str(qs._subnet_file(sdir, x)) for x in b}}
+        return self.pl.stage("search", run)
+
+    def models(self) -> dict[str, tuple[str, float | None, Path]]:
+        """``{name: (kind, budget_ms, subnet yaml)}`` of the reproduction (searched ones once the search is done)."""
+        out = {}
+        found = self.w / ".stages" / "search.json"
+        if found.is_file():
+            for b, path in json.loads(found.read_text())["subnets"].items():
+                out[f"HAT@{float(b):g}ms"] = ("searched", float(b), Path(path))
+        for name, cfg in baselines(self.space).items():
+            out[name] = ("baseline", None, self.subnet_yaml(name, cfg))
+        return out
+
+    def train_all(self) -> None:
+        lock = self.w / "train.pid"
+        lock.write_text(str(os.getpid()))
+        try:
+            self.pl.stage("prepare", self.prepare)
+            cal = self.pl.stage("calibrate", self.calibrate)
+            rank = ranking_configs(self.space, self.a.ranking_random)
+            big = self.scratch("Transformer-largest", self.subnet_yaml("Transformer-largest",
+                                                                       rank["Transformer-largest"]), 0)
+            print(flattening_note(big["valid_curve"]), flush=True)
+            for method in self.methods():
+                self.supernet(method, cal[method]["updates"])
+            for name, cfg in rank.items():
+                self.scratch(name, self.subnet_yaml(name, cfg), 0)
+            ranking = self.pl.stage("ranking", self.ranking)
+            method = self.a.search_supernet
+            if method == "auto":
+                method = max(self.methods(), key=lambda m: ranking[m]["kendall_tau"])
+            self.search(str(self.w / f"supernet_{method}" / "checkpoint_last.pt"))
+            models = self.models()
+            for seed in self.a.seeds:
+                for name, (_, _, sub) in models.items():
+                    self.scratch(name, sub, seed)
+        finally:
+            lock.unlink(missing_ok=True)
+
+    def measure(self) -> dict:
+        pid = (self.w / "train.pid").read_text().strip() if (self.w / "train.pid").is_file() else ""
+        if pid and Path(f"/proc/{pid}").exists():
+            raise SystemExit(f"reproduce_multi30k: error: the train stage runs (pid {pid}); measure latency when it "
+                             f"has finished, in a quiet window")
+        import onnxruntime
+        import platform
+        from hat.data import Dictionary
+        from hat.latency.backends import get_backend
+        from hat.latency.devices import load_device
+        from hat.latency.protocol import ProfileSettings
+        vocab = len(Dictionary.load(self.data / "dict.en.txt"))
+        settings = ProfileSettings(vocab_size=vocab, repeats=self.a.measure_repeats, threads=1)
+        backend = get_backend(load_device("cpu"), settings, qkv_dim=self.space.qkv_dim)
+        models = self.models()
+        cfgs = {n: SubnetConfig.load_yaml(p) for n, (_, _, p) in models.items()}
+        rng = random.Random(0)
+        samples = {n: [] for n in cfgs}
+        before = os.getloadavg()
+        for r in range(self.a.measure_rounds):
+            order = list(cfgs)
+            rng.shuffle(order)
+            for n in order:
+                em, dm, _, _ = backend.measure(cfgs[n]).stats(settings.trim)
+                samples[n].append({"encoder_ms": em, "decoder_ms": dm, "latency_ms": em + dm,
+                                   "loadavg": os.getloadavg()})
+            print(f"round {r + 1}/{self.a.measure_rounds}", file=sys.stderr, flush=True)
+        res = {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(),
+               "onnxruntime": onnxruntime.__version__, "vocab_size": vocab, "repeats": self.a.measure_repeats,
+               "rounds": self.a.measure_rounds, "loadavg_before": before, "loadavg_after": os.getloadavg(),
+               "latency_ms": {n: statistics.median(s["latency_ms"] for s in v) for n, v in samples.items()},
+               "samples": samples}
+        (self.w / "latency_measured.json").write_text(json.dumps(res, indent=1))
+        return res
+
+    def report(self) -> list[dict]:
+        from hat.config import load_yaml
+        lat_path = self.w / "latency_measured.json"
+        lat = json.loads(lat_path.read_text())["latency_ms"] if lat_path.is_file() else {}
+        records = []
+        for name, (kind, budget, sub) in self.models().items():
+            seeds, bleu, nll = [], [], []
+            for s in self.a.seeds:
+                m = self.w / ".stages" / f"scratch_{name}_seed{s}.json"
+                if m.is_file():
+                    d = json.loads(m.read_text())
+                    seeds.append(s)
+                    bleu.append(d["bleu"])
+                    nll.append(d["valid_nll_loss"])
+            meta = load_yaml(sub)
+            records.append({"name": name, "kind": kind, "budget_ms": budget, "latency_ms": lat.get(name),
+                            "seeds": seeds, "bleu": bleu, "valid_nll_loss": nll, "params": meta.get("params"),
+                            "predicted_latency_ms": meta.get("predicted_latency_ms"),
+                            "subnet": SubnetConfig.load_yaml(sub).to_dict(), "updates": self.a.updates})
+        out = Path(self.a.results)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(records, indent=1))
+        print("| model | kind | budget ms | measured latency ms | params | seeds | SacreBLEU mean ± std |")
+        print("|---|---|---|---|---|---|---|")
+        for r in sorted(records, key=lambda r: (r["latency_ms"] is None, r["latency_ms"] or 0)):
+            b = r["bleu"]
+            bl = f"{statistics.fmean(b):.2f} ± {statistics.stdev(b):.2f}" if len(b) > 1 else \
+                (f"{b[0]:.2f}" if b else "-")
+            print(f"| {r['name']} | {r['kind']} | {r['budget_ms'] or '-'} | "
+                  f"{'-' if r['latency_ms'] is None else format(r['latency_ms'], '.2f')} | {r['params']:,} | "
+                  f"{len(b)} | {bl} |")
+        for line in verdict(records):
+            print(line)
+        print(f"finished stages: {stage_totals(self.w)} (wall = as run, under whatever load there was)")
+        if lat and any(r["bleu"] for r in records):
+            plot(records, Path(self.a.plot))
+        ranking = self.w / "supernet_ranking.json"
+        if ranking.is_file():
+            dst = out.parent / "supernet_ranking.json"
+            dst.write_text(ranking.read_text())
+        return records
+
+
+def flattening_note(curve: list) -> str:
+    """One line on whether a validation curve ``[(update, nll), ...]`` has flattened (last step < 1% better)."""
+    if len(curve) < 2:
+        return "validation curve: fewer than 2 points"
+    (u0, a), (u1, b) = curve[-2], curve[-1]
+    gain = (a - b) / a
+    verdict = "flattened" if gain < 0.01 else "NOT flattened: consider more updates before seeds 1-2"
+    return (f"Transformer-largest validation NLL {a:.3f} @ {u0} -> {b:.3f} @ {u1} updates "
+            f"({100 * gain:.1f}% better): {verdict}")
+
+
+def verdict(records: list[dict]) -> list[str]:
+    """Issue 10's acceptance, per searched model: its mean BLEU vs the best baseline at equal or lower measured
+    latency, and whether it is higher by more than one std (the larger of the two models' stds)."""
+    def ms(r):
+        b = r["bleu"]
+        return statistics.fmean(b), (statistics.stdev(b) if len(b) > 1 else 0.0)
+    out = []
+    for r in sorted((r for r in records if r["kind"] == "searched"), key=lambda r: r["budget_ms"]):
+        if not r["bleu"] or r["latency_ms"] is None:
+            out.append(f"{r['name']}: not trained or not measured yet")
+            continue
+        rivals = [b for b in records if b["kind"] == "baseline" and b["bleu"] and b["latency_ms"] is not None
+                  and b["latency_ms"] <= r["latency_ms"]]
+        m, sd = ms(r)
+        if not rivals:
+            out.append(f"{r['name']} ({r['latency_ms']:.2f} ms): {m:.2f} ± {sd:.2f}; no baseline is as fast")
+            continue
+        best = max(rivals, key=lambda b: ms(b)[0])
+        bm, bsd = ms(best)
+        holds = "holds" if m >= bm else "does NOT hold"
+        margin = " (by more than one std)" if m - bm > max(sd, bsd) else ""
+        out.append(f"{r['name']} ({r['latency_ms']:.2f} ms): {m:.2f} ± {sd:.2f} vs best baseline at <= latency "
+                   f"{best['name']} ({best['latency_ms']:.2f} ms) {bm:.2f} ± {bsd:.2f}: {holds}{margin}")
+    return out
+
+
+def stage_totals(workdir: Path) -> dict:
+    """Wall seconds (this sitting's, per stage marker) and CPU seconds of the finished stages."""
+    wall = cpu = 0.0
+    n = 0
+    for p in (workdir / ".stages").glob("*.json"):
+        d = json.loads(p.read_text())
+        wall += d.get("seconds", 0.0)
+        cpu += d.get("cpu_seconds_this_sitting", 0.0)
+        n += 1
+    return {"stages": n, "wall_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1)}
+
+
+def plot(records, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for kind, marker in (("searched", "o"), ("baseline", "s")):
-        pts = sorted((r["measured_ms"], r["bleu"], r["name"]) for r in rows if r["kind"] == kind)
-        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], marker=marker, linestyle="-" if kind == "searched"
-                else "", label=f"{'HAT searched' if kind == 'searched' else 'scaled Transformer'}")
-        for x, y, n in pts:
-            ax.annotate(n.replace("Transformer-", ""), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("measured latency on this CPU, ONNX Runtime (ms)")
-    ax.set_ylabel("SacreBLEU, test_2016_flickr")
-    ax.set_title("Multi30k de-en: BLEU vs latency")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for kind, marker, label in (("searched", "o", "HAT searched"), ("baseline", "s", "scaled Transformer")):
+        rs = sorted((r for r in records if r["kind"] == kind and r["bleu"] and r["latency_ms"] is not None),
+                    key=lambda r: r["latency_ms"])
+        xs = [r["latency_ms"] for r in rs]
+        ys = [statistics.fmean(r["bleu"]) for r in rs]
+        es = [statistics.stdev(r["bleu"]) if len(r["bleu"]) > 1 else 0.0 for r in rs]
+        ax.errorbar(xs, ys, yerr=es, fmt=marker, capsize=3, label=label,
+                    linestyle="-" if kind == "searched" else "none")
+        for r, x, y in zip(rs, xs, ys):
+            ax.annotate(r["name"].replace("Transformer-", ""), (x, y), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_xlabel("measured latency on this CPU, ONNX Runtime, batch 1 (ms)")
+    ax.set_ylabel("SacreBLEU test_2016_flickr (mean ± std over seeds)")
+    ax.set_title("Multi30k de-en, trained from scratch")
     ax.legend()
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", default="runs/repro")
+    p.add_argument("--stage", choices=("train", "measure", "report"), required=True)
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "multi30k"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--bpe-vocab", type=int, default=4000)
+    p.add_argument("--max-tokens", type=int, default=2048)
+    p.add_argument("--updates", type=int, default=1200, help="updates of every from-scratch training")
+    p.add_argument("--save-every", type=int, default=100, help="checkpoint every N updates (resume granularity)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--supernet-cpu-minutes", type=float, default=45.0,
+                   help="CPU time of each SuperTransformer (both recipes get the same)")
+    p.add_argument("--supernet-updates", type=int, default=0, help="fixed update count instead (smoke tests)")
+    p.add_argument("--calibrate-updates", type=int, default=10)
+    p.add_argument("--sandwich-random", type=int, default=2)
+    p.add_argument("--inplace-distill", type=float, default=1.0)
+    p.add_argument("--ranking-random", type=int, default=6, help="random SubTransformers in the ranking set")
+    p.add_argument("--search-supernet", choices=("auto", "hat_random", "sandwich_distill"), default="auto",
+                   help="supernet the search uses (auto: the one with the higher ranking tau)")
+    p.add_argument("--profile-samples", type=int, default=150)
+    p.add_argument("--profile-repeats", type=int, default=10)
+    p.add_argument("--search-population", type=int, default=40)
+    p.add_argument("--search-iterations", type=int, default=10)
+    p.add_argument("--search-valid-subset", type=int, default=300)
+    p.add_argument("--test-sentences", type=int, default=0, help="0 = the whole test set")
+    p.add_argument("--measure-rounds", type=int, default=7)
+    p.add_argument("--measure-repeats", type=int, default=20)
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "reproduce_multi30k.json"))
+    p.add_argument("--plot", default=str(ROOT / "docs" / "img" / "multi30k_repro_bleu_vs_latency.png"))
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    r = Repro(args)
+    if args.stage == "train":
+        r.train_all()
+    elif args.stage == "measure":
+        res = r.measure()
+        for n, v in res["latency_ms"].items():
+            print(f"{n:<24}{v:8.2f} ms")
+    else:
+        r.report()
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from hat.config import check_type, from_dict, load_yaml, safe_load_yaml_text, to
 from hat.errors import ConfigError
 
 LR_SCHEDULERS = ("inverse_sqrt", "cosine")
+SAMPLING_MODES = ("random", "sandwich")  # = hat.train.supernet_update.SAMPLING_MODES (kept import-light here)
 AMP_MODES = ("none", "bf16", "fp16")
 LOG_FORMATS = ("jsonl", "tensorboard")
 DEVICES = ("auto", "cpu", "cuda")
@@ -51,6 +52,13 @@ class TrainConfig:
     valid_subset: str = "valid"
     # hat.nn.ModelConfig fields other than the vocab sizes / pad / eos, which come from the dictionaries.
     model: dict[str, Any] = field(default_factory=dict)
+    # SuperTransformer only: SubTransformers trained per update. "random": one sampled (HAT); "sandwich": the largest,
+    # the smallest and `sandwich_random` sampled ones, gradients summed (hat.train.supernet_update).
+    subnet_sampling: str = "random"
+    sandwich_random: int = 2
+    # Sandwich only: weight w of in-place distillation (BigNAS: 1). Every non-largest SubTransformer of an update
+    # minimizes (1 - w) * label-smoothed CE + w * CE to the largest's detached output distribution. 0 = off.
+    inplace_distill: float = 0.0
     # Train one fixed SubTransformer (subnet YAML) as a static Transformer instead of the SuperTransformer.
     subnet: Optional[str] = None
     # With `subnet`: start from this SuperTransformer checkpoint's inherited (sliced) weights.
@@ -126,6 +134,19 @@ class TrainConfig:
             raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.subnet_sampling not in SAMPLING_MODES:
+            raise ConfigError(f"subnet_sampling must be one of {', '.join(SAMPLING_MODES)}, "
+                              f"got '{self.subnet_sampling}'")
+        if self.sandwich_random < 0:
+            raise ConfigError(f"sandwich_random must be >= 0, got {self.sandwich_random}")
+        if not 0 <= self.inplace_distill <= 1:
+            raise ConfigError(f"inplace_distill must be in [0, 1], got {self.inplace_distill}")
+        if self.inplace_distill > 0 and self.subnet_sampling != "sandwich":
+            raise ConfigError("inplace_distill needs subnet_sampling: sandwich (the largest SubTransformer of each "
+                              "update is the teacher)")
+        if self.subnet and (self.subnet_sampling != "random" or self.inplace_distill > 0):
+            raise ConfigError("subnet_sampling sandwich / inplace_distill train a SuperTransformer; a fixed subnet "
+                              "has nothing to sample")
         if self.init_from_supernet and not self.subnet:
             raise ConfigError("init_from_supernet needs subnet (the SubTransformer to extract)")
         if self.lr_scheduler == "cosine" and self.lr_period_updates < 0 and self.max_update <= self.warmup_updates:

@@ -1,7 +1,8 @@
 """SuperTransformer / SubTransformer training loop (HAT Sec. 3.2: weight-shared training, one random SubTransformer
-per update), with gradient accumulation, AMP, multi-process data parallelism and exactly resumable checkpoints.
+per update, or the sandwich rule with in-place distillation: :mod:`hat.train.supernet_update`), with gradient
+accumulation, AMP, multi-process data parallelism and exactly resumable checkpoints.
 
-Reproducibility: the SubTransformer of update ``n`` comes from ``random.Random(stable_seed(seed, n))`` and the torch
+Reproducibility: the SubTransformer(s) of update ``n`` come from ``random.Random(stable_seed(seed, n))`` and the torch
 generator (dropout) is re-seeded from ``(seed, n, rank)`` before every update, so a run resumed from any checkpoint
 (model, Adam state, update count and position in the epoch's batch list are saved) computes exactly what the
 uninterrupted run computes, independent of when it was interrupted.
@@ -10,11 +11,9 @@ uninterrupted run computes, independent of when it was interrupted.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass
@@ -27,20 +26,12 @@ from hat.distributed import init_distributed, local_device
 from hat.errors import ConfigError, HatError
 from hat.train import checkpoint as ckpt_io
 from hat.train.config import TrainConfig
-from hat.train.evaluate import move_batch, prepare_batches, valid_sums
-from hat.train.loss import compute_loss
+from hat.train.evaluate import prepare_batches, valid_sums
 from hat.train.lr import build_schedule
+from hat.train.supernet_update import accumulate_gradients, stable_seed, subnet_rng, update_subnets
 
-
-def stable_seed(*parts: Any) -> int:
-    """A 63-bit seed from ``parts`` that is the same in every process and Python version (no ``hash()`` salt)."""
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def subnet_rng(seed: int, update: int) -> random.Random:
-    """The RNG that picks update ``update``'s SubTransformer (identical on every rank and after resume)."""
-    return random.Random(stable_seed("subnet", seed, update))
+__all__ = ["DistInfo", "JsonlLogger", "TensorBoardLogger", "TrainResult", "Trainer", "ensure_data",
+           "init_distributed", "stable_seed", "subnet_rng", "train"]
 
 
 # ----- logging -----
@@ -269,7 +260,8 @@ class Trainer:
         # The batch list (hence the saved position in it) depends on these; resuming with others would skip or
         # repeat data silently.
         old_cfg = ck.get("train_config") or {}
-        for k in ("max_tokens", "update_freq", "seed", "train_subset"):
+        for k in ("max_tokens", "update_freq", "seed", "train_subset", "subnet_sampling", "sandwich_random",
+                  "inplace_distill"):
             if k in old_cfg and old_cfg[k] != getattr(self.cfg, k):
                 raise HatError(f"{path}: {k} was {old_cfg[k]}, now {getattr(self.cfg, k)}; resume needs the same "
                                f"value (or start a new run in another --save-dir)")
@@ -319,18 +311,20 @@ class Trainer:
                 yield self.train_data.batch(idx)
 
     # ----- one update -----
-    def active_subnet_for(self, update: int):
-        """The SubTransformer trained at ``update`` (None when training a fixed static model)."""
+    def subnets_for(self, update: int) -> list[tuple[str, Any]]:
+        """The ``(role, SubnetConfig)`` pairs trained at ``update`` (``[("fixed", None)]`` for a static model)."""
         if self.subnet is not None:
-            return None
-        return self.space.sample(subnet_rng(self.cfg.seed, update))
+            return [("fixed", None)]
+        return update_subnets(self.space, self.cfg.seed, update, self.cfg.subnet_sampling, self.cfg.sandwich_random)
+
+    def active_subnet_for(self, update: int):
+        """The (first) SubTransformer trained at ``update`` (None when training a fixed static model)."""
+        return self.subnets_for(update)[0][1]
 
     def train_step(self, samples: list[dict]) -> dict:
         """One optimizer update over ``samples`` (``update_freq`` collated batches); returns its statistics."""
         update = self.num_updates
-        sub = self.active_subnet_for(update)
-        if sub is not None:
-            self.model.set_active_subnet(sub)
+        subnets = self.subnets_for(update)
         torch.manual_seed(stable_seed("dropout", self.cfg.seed, update, self.dist.rank))
         self.model.train()
         lr = self.schedule(update)
@@ -338,19 +332,11 @@ class Trainer:
             g["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
 
-        stats = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, nll, ntokens, nsentences
-        for sample in samples:
-            sample = move_batch(sample, self.device)
-            net_input = sample["net_input"]
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
-                                enabled=self.amp_dtype is not None):
-                out = self.model(net_input["src_tokens"], net_input["src_lengths"], net_input["prev_output_tokens"])
-            loss, nll = compute_loss(self.model, out, sample["target"], self.cfg.label_smoothing, self.padding_idx)
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-            stats[0] += loss.detach().double()
-            stats[1] += nll.detach().double()
-            stats[2] += float(sample["ntokens"])
-            stats[3] += float(sample.get("nsentences", sample["target"].size(0)))
+        # loss, nll (averaged over the update's SubTransformers), ntokens, nsentences, distill
+        stats = accumulate_gradients(self.model, samples, subnets, label_smoothing=self.cfg.label_smoothing,
+                                     padding_idx=self.padding_idx, device=self.device,
+                                     inplace_distill=self.cfg.inplace_distill, amp_dtype=self.amp_dtype,
+                                     scaler=self.scaler)
 
         grads = [p.grad for p in self.params if p.grad is not None]
         if self.dist.enabled:
@@ -372,11 +358,12 @@ class Trainer:
             self.optimizer.step()
         self.num_updates += 1
         return {"loss": float(stats[0]), "nll_loss": float(stats[1]), "ntokens": ntokens,
-                "nsentences": float(stats[3]), "gnorm": gnorm, "lr": lr, "overflow": overflow}
+                "nsentences": float(stats[3]), "gnorm": gnorm, "lr": lr, "overflow": overflow,
+                "distill_loss": float(stats[4])}
 
     def _all_reduce(self, grads: list[torch.Tensor], stats: torch.Tensor) -> None:
-        """Sum gradients and statistics over ranks. All ranks trained the same SubTransformer (same seeded
-        sample), so the same parameters have gradients everywhere: one flat buffer, one collective."""
+        """Sum gradients and statistics over ranks. All ranks trained the same SubTransformers (same seeded
+        samples), so the same parameters have gradients everywhere: one flat buffer, one collective."""
         import torch.distributed as dist
         from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
         if grads:
@@ -571,7 +558,7 @@ class _Meter:
 
     def __init__(self):
         self.n = 0
-        self.loss = self.nll = self.ntokens = self.nsentences = self.gnorm = self.seconds = 0.0
+        self.loss = self.nll = self.ntokens = self.nsentences = self.gnorm = self.seconds = self.distill = 0.0
         self.lr = 0.0
         self.overflows = 0
 
@@ -579,6 +566,7 @@ class _Meter:
         self.n += 1
         self.loss += s["loss"]
         self.nll += s["nll_loss"]
+        self.distill += s.get("distill_loss", 0.0)
         self.ntokens += s["ntokens"]
         self.nsentences += s["nsentences"]
         self.gnorm += s["gnorm"] if math.isfinite(s["gnorm"]) else 0.0
@@ -588,10 +576,13 @@ class _Meter:
 
     def summary(self) -> dict:
         tok = max(self.ntokens, 1.0)
-        return {"loss": self.loss / tok, "nll_loss": self.nll / tok, "ppl": math.exp(min(self.nll / tok, 50.0)),
+        out = {"loss": self.loss / tok, "nll_loss": self.nll / tok, "ppl": math.exp(min(self.nll / tok, 50.0)),
                 "lr": self.lr, "gnorm": self.gnorm / max(self.n, 1), "ntokens": self.ntokens,
                 "nsentences": self.nsentences, "wps": self.ntokens / max(self.seconds, 1e-9),
                 "overflows": self.overflows, "updates": self.n}
+        if self.distill:  # in-place distillation: the students' cross-entropy to the largest (nats/token)
+            out["distill_loss"] = self.distill / tok
+        return out
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:

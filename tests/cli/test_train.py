@@ -102,3 +102,16 @@ def test_tensorboard_missing_is_a_user_error(tmp_path, capsys, fairseq_fixture):
                                  "log_format": "tensorboard"}))
     assert main(["--config", str(p), "--no-progress"]) == 2
     assert "pip install tensorboard" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--inplace-distill", "1"], "needs subnet_sampling: sandwich"),
+    (["--subnet-sampling", "sandwich", "--sandwich-random", "-1"], "sandwich_random must be >= 0"),
+    (["--subnet-sampling", "sandwich", "--inplace-distill", "2"], r"inplace_distill must be in"),
+])
+def test_bad_sandwich_flags(tmp_path, capsys, fairseq_fixture, flags, match):
+    import re
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump({**MINIMAL, "data": str(fairseq_fixture / "bin"), "save_dir": str(tmp_path / "o")}))
+    assert main(["--config", str(p), *flags]) == 2
+    assert re.search(match, _one_line_error(capsys))

@@ -97,7 +97,9 @@ def _run_cli(args, **kw):
 @pytest.mark.parametrize("extra,kill_after", [
     ([], 5),  # killed mid-epoch (~75 batches per epoch)
     (["--set", "train_subset=valid", "--set", "max_tokens=1200"], 7),  # 4 updates/epoch
-], ids=["mid_epoch", "across_epochs"])
+    # sandwich rule + in-place distillation: several SubTransformers per update, still exact after SIGKILL
+    (["--subnet-sampling", "sandwich", "--sandwich-random", "1", "--inplace-distill", "0.5"], 5),
+], ids=["mid_epoch", "across_epochs", "sandwich_distill"])
 def test_sigkill_resume_reaches_same_loss(tmp_path, make_task, extra, kill_after):
     task = make_task(max_update=10, save_interval_updates=3, keep_last=-1, update_freq=2)
     common = ["--config", str(task), *extra]

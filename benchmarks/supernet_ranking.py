@@ -1,0 +1,99 @@
+"""How well a SuperTransformer's inherited validation loss ranks SubTransformers: Kendall tau between the inherited
+loss and the loss (and BLEU) of the same SubTransformers trained from scratch with equal updates, per supernet
+training method (HAT's one random SubTransformer per update vs sandwich + in-place distillation, same CPU time).
+
+Reads a ``scripts/reproduce_multi30k.py`` workdir: ``supernet_<method>/checkpoint_last.pt`` and the seed-0
+from-scratch results ``.stages/scratch_<name>_seed0.json`` (validation NLL on the whole Multi30k validation set,
+SacreBLEU on test_2016_flickr). Inherited losses are computed here (whole validation set, NLL, nats/token).
+
+    python benchmarks/supernet_ranking.py --workdir runs/repro --out benchmarks/results/supernet_ranking.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+
+def scratch_results(workdir: Path, seed: int = 0) -> dict[str, dict]:
+    """``{name: stage result}`` of every finished from-scratch training with ``seed``."""
+    out = {}
+    for p in sorted((workdir / ".stages").glob(f"scratch_*_seed{seed}.json")):
+        d = json.loads(p.read_text())
+        out[d["name"]] = d
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--methods", nargs="+", default=["hat_random", "sandwich_distill"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-tokens", type=int, default=4096)
+    args = ap.parse_args(argv)
+
+    import torch
+    torch.set_num_threads(args.threads)
+    from hat.data import load_split
+    from hat.predictor.metrics import kendall_tau
+    from hat.space import SubnetConfig
+    from hat.train.checkpoint import load_checkpoint, load_model
+    from hat.train.evaluate import prepare_batches, valid_loss
+
+    w = Path(args.workdir)
+    results = scratch_results(w)
+    if len(results) < 3:
+        print(f"supernet_ranking: error: only {len(results)} from-scratch results in {w}/.stages", file=sys.stderr)
+        return 2
+    valid = load_split(w / "data-bin", "valid", "de", "en")
+    batches = prepare_batches(valid, args.max_tokens)
+    t0 = time.time()
+    out = {"meta": {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(),
+                    "torch": torch.__version__, "loadavg_before": os.getloadavg(), "workdir": str(w)}}
+    for method in args.methods:
+        ckpt = w / f"supernet_{method}" / "checkpoint_last.pt"
+        if not ckpt.is_file():
+            print(f"supernet_ranking: {ckpt} missing; skipping {method}", file=sys.stderr)
+            continue
+        model, ck = load_model(ckpt)
+        rows = []
+        for name, r in results.items():
+            cfg = SubnetConfig.load_yaml(r["subnet"])
+            model.set_active_subnet(cfg)
+            rows.append({"name": name, "inherited_valid_nll": valid_loss(model, batches),
+                         "scratch_valid_nll": r["valid_nll_loss"], "scratch_bleu": r["bleu"],
+                         "subnet": cfg.to_dict()})
+        inh = [x["inherited_valid_nll"] for x in rows]
+        tcfg = ck.get("train_config") or {}
+        out[method] = {
+            "kendall_tau": kendall_tau(inh, [x["scratch_valid_nll"] for x in rows]),
+            # lower loss should mean higher BLEU: tau against -BLEU (1 = same order)
+            "kendall_tau_bleu": kendall_tau(inh, [-x["scratch_bleu"] for x in rows]),
+            "n_subnets": len(rows),
+            "supernet": {"updates": int(load_checkpoint(ckpt)["update"]),
+                         "subnet_sampling": tcfg.get("subnet_sampling", "random"),
+                         "sandwich_random": tcfg.get("sandwich_random"),
+                         "inplace_distill": tcfg.get("inplace_distill", 0.0)},
+            "subnets": rows,
+        }
+        print(f"{method}: tau(valid loss) {out[method]['kendall_tau']:.3f}, tau(BLEU) "
+              f"{out[method]['kendall_tau_bleu']:.3f} over {len(rows)} SubTransformers")
+    calib = w / ".stages" / "calibrate.json"
+    if calib.is_file():
+        out["meta"]["calibration"] = json.loads(calib.read_text())
+    out["meta"].update(loadavg_after=os.getloadavg(), seconds=round(time.time() - t0, 1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(str(args.out) + ".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
