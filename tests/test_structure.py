@@ -32,7 +32,14 @@ ALLOWED = {
     "hat/cli/quickstart.py: imports CLI module hat.cli.train",
     "hat/cli/quickstart.py: imports CLI module hat.cli.translate",
     "scripts/reproduce_multi30k.py: imports hat.cli.quickstart",
-    "scripts/reproduce_multi30k.py: uses private hat.cli.quickstart._row",
+    "scripts/reproduce_multi30k.py: imports hat.cli.predictor",
+    "scripts/reproduce_multi30k.py: imports hat.cli.preprocess",
+    "scripts/reproduce_multi30k.py: imports hat.cli.profile",
+    "scripts/reproduce_multi30k.py: imports hat.cli.search",
+    "scripts/reproduce_multi30k.py: imports hat.cli.train",
+    "scripts/reproduce_multi30k.py: imports hat.cli.translate",
+    "scripts/reproduce_multi30k.py: uses private hat.cli.quickstart._call",
+    "scripts/reproduce_multi30k.py: uses private hat.cli.quickstart._subnet_file",
 }
 
 
