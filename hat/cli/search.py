@@ -144,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         resolved = resolve_predictor(device_cfg.name, space)
         pred_path = resolved.path
         if resolved.note:
-            print(f"hat-search: note: {resolved.note}", file=sys.stderr)
+            print(f"hat-search: note: {resolved.note}")
     predictor = load_predictor(pred_path)
     if predictor.device != device_cfg.name:
         raise HatError(f"latency predictor {pred_path} was fit for device '{predictor.device}', not "
