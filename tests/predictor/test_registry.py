@@ -67,3 +67,21 @@ def test_own_predictor_wins_over_hats(tmp_path, shared_dir):
     r = resolve_predictor("rpi4", space, idx)
     assert r.path == (tmp_path / "own.pt").resolve() and r.note == ""
     assert len(read_index(idx)) == 2  # both kept: different sources
+
+
+def test_profile_then_register_path(tmp_path, capsys):
+    """The re-measure-and-register path of latency_predictors/ (issue 14 part 4), on the debug device: hat-profile's
+    rows carry their provenance, so `fit --register` needs no --source; the entry records CV metrics."""
+    from hat.cli.predictor import main as predictor_main
+    from hat.cli.profile import main as profile_main
+    from hat.config import load_yaml
+    csv = tmp_path / "data" / "multi30k_tiny_debug.csv"
+    assert profile_main(["--space", "multi30k_tiny", "--device", "debug", "--samples", "24", "--widen",
+                         "--seed", "1", "--out", str(csv)]) == 0
+    idx = tmp_path / "index.yaml"
+    assert predictor_main(["fit", "--data", str(csv), "--device", "debug", "--space", "multi30k_tiny",
+                           "--out", str(tmp_path / "debug.pt"), "--register", "--index", str(idx)]) == 0
+    (e,) = load_yaml(idx)["predictors"]
+    assert e["runtime"] == "debug" and e["source"].startswith("measured by this project") and e["hosts"]
+    assert e["metrics_split"] == "cv5" and e["n_rows"] == 24 and e["data"][0]["file"] == "data/multi30k_tiny_debug.csv"
+    assert resolve_predictor("debug", load_space("multi30k_tiny"), idx).path == (tmp_path / "debug.pt").resolve()
