@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from predictor_common import HAT_CONFIGS, REPO, RESULTS, run_meta, write_json  # noqa: E402
+from predictor_common import HAT_CONFIGS, HAT_LATENCY, REPO, RESULTS, run_meta, write_json  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
@@ -96,7 +96,9 @@ def main(argv=None) -> int:
     from hat.predictor.registry import resolve_predictor
     from hat.space import load_space
     meta = run_meta()
-    rows, preds = [], {}
+    from hat.latency.records import read_latency_csv
+    from hat.predictor.models import HAT_FEATURE_NORM
+    rows, preds, data = [], {}, {}
     files = sorted(Path(args.configs).glob("*/subtransformer/HAT_*@*.yml"))
     if not files:
         print(f"no HAT_*.yml under {args.configs}/*/subtransformer", file=sys.stderr)
@@ -117,12 +119,22 @@ def main(argv=None) -> int:
         pred, entry = preds[key]
         named_ms = float(m["lat"]) * (1000.0 if m["unit"] == "s" else 1.0)
         p_ms = float(pred.predict_ms([subnet])[0])
+        # the predictor's own training data near this config: is a gap the predictor's or the data's?
+        csv = HAT_LATENCY / entry["data"][0]["file"]
+        if csv not in data:
+            recs = read_latency_csv(csv)
+            data[csv] = (np.array([r.features for r in recs]), np.array([r.latency_ms for r in recs]))
+        F, L = data[csv]
+        d = np.abs((F - np.array(subnet.hat_features())) / np.array(HAT_FEATURE_NORM)).sum(1)
+        near = np.argsort(d)[:5]
         rows.append({"file": f"{f.parent.parent.name}/subtransformer/{f.name}", "task": m["task"],
                      "device": device, "space": space_name, "in_space": space.contains(subnet),
                      "predictor": entry["path"],
                      "same_task_as_predictor_data": m["task"] == PREDICTOR_TASK[space_name],
                      "named_latency_ms": named_ms, "predicted_ms": round(p_ms, 2),
                      "rel_error": round((p_ms - named_ms) / named_ms, 4), "bleu": float(m["bleu"]),
+                     "nearest5_measured_ms": [round(float(x), 2) for x in L[near]],
+                     "nearest5_feature_l1": [round(float(x), 4) for x in d[near]],
                      "subnet": subnet.to_dict()})
     groups = {}
     for r in rows:
@@ -138,10 +150,11 @@ def main(argv=None) -> int:
     same = [r for r in rows if r["same_task_as_predictor_data"]]
     summary["all_same_task"] = {"n": len(same), "mape": float(np.mean([abs(r["rel_error"]) for r in same]))}
     summary["all"] = {"n": len(rows), "mape": float(np.mean([abs(r["rel_error"]) for r in rows]))}
-    print(f"{'config':58s} {'named ms':>10s} {'pred ms':>10s} {'rel err':>8s}")
+    print(f"{'config':58s} {'named ms':>10s} {'pred ms':>10s} {'rel err':>8s}  nearest measured rows (ms)")
     for r in rows:
         print(f"{r['file'].split('/')[-1]:58s} {r['named_latency_ms']:10.1f} {r['predicted_ms']:10.1f} "
-              f"{r['rel_error']:+8.3f}" + ("" if r["same_task_as_predictor_data"] else "  (transfer)"))
+              f"{r['rel_error']:+8.3f}  {r['nearest5_measured_ms'][:3]} (L1 {r['nearest5_feature_l1'][0]:.2f})"
+              + ("" if r["same_task_as_predictor_data"] else "  (transfer)"))
     for g, s in summary.items():
         print(f"{g:30s} " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items()))
     write_json(args.json, {"meta": meta, "rows": rows, "summary": summary})
