@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--models", nargs="+",
                     default=["hat_mlp", "cost_linear", "hat_mlp:with_replacement", "hat_mlp:lat_norm_max"])
+    ap.add_argument("--datasets", nargs="+", default=None, help="only these CSV stems (default: every file)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--runs", default=str(RESULTS / "predictor_vs_hat.runs.jsonl"),
                     help="JSONL of finished runs: resumed from, appended to")
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
     ap.add_argument("--summarize-only", action="store_true", help="write the summary from --runs, run nothing")
     args = ap.parse_args(argv)
     meta = run_meta()
-    files = sorted(Path(args.data_dir).glob("*.csv"))
+    files = [f for f in sorted(Path(args.data_dir).glob("*.csv")) if not args.datasets or f.stem in args.datasets]
     if not files:
         print(f"no CSV files in {args.data_dir}", file=sys.stderr)
         return 2
