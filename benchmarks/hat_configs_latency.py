@@ -37,7 +37,8 @@ DEVICES = {"raspberrypi": "rpi4", "xeon": "xeon_e5_2640", "titanxp": "titanxp"}
 TASKS = {"wmt14ende": "wmt14_space0", "wmt14enfr": "wmt14_space0", "wmt19ende": "wmt14_space0",
          "iwslt14deen": "iwslt14_space1"}
 PREDICTOR_TASK = {"wmt14_space0": "wmt14ende", "iwslt14_space1": "iwslt14deen"}
-NAME_RE = re.compile(r"^HAT_(?P<task>[a-z0-9]+)_(?P<device>[a-z]+)@(?P<lat>[0-9.]+)(?P<unit>ms|s)_bleu@(?P<bleu>[0-9.]+)"
+NAME_RE = re.compile(r"^HAT_(?P<task>[a-z0-9]+)_(?P<device>[a-z]+)@(?P<lat>[0-9.]+)(?P<unit>ms|s)"
+                     r"_bleu@(?P<bleu>[0-9.]+)"
                      r"\.yml$")
 
 

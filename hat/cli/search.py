@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search budgets spread between the fastest and slowest predicted configs "
                         "(settings.pareto_budgets of them) unless --latency lists them")
     p.add_argument("--predictor", metavar="P.pt",
-                   help="latency predictor (default: the one for this device and space in latency_predictors/index.yaml; "
+                   help="latency predictor (default: the one for this device and space in "
+                        "latency_predictors/index.yaml; "
                         "our own measurements first, else HAT's published ones)")
     p.add_argument("--config", default="fast", help="search settings name (configs/search: fast, hat) or YAML")
     p.add_argument("--space", help="search this space (default: the supernet's); must fit the supernet")

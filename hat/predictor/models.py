@@ -16,7 +16,8 @@ from hat.errors import HatError
 
 # HAT's latency_predictor.py hyperparameters, as every configs/<task>/latency_predictor/*.yml in HAT's repository
 # (commit 70e5a279) gives them; tests/predictor/test_models.py checks them against those files.
-HAT_FEATURE_NORM = (640.0, 6.0, 2048.0, 6.0, 640.0, 6.0, 2048.0, 6.0, 6.0, 2.0)  # feature-norm (HAT_FEATURE_NAMES order)
+# feature-norm, in the order of hat.space.HAT_FEATURE_NAMES
+HAT_FEATURE_NORM = (640.0, 6.0, 2048.0, 6.0, 640.0, 6.0, 2048.0, 6.0, 6.0, 2.0)
 HAT_MLP_HPARAMS = {"hidden_dim": 400, "hidden_layer_num": 3, "train_steps": 5000, "bsz": 128, "lr": 1e-5}
 # lat-norm (ms) per HAT latency dataset (file stem without "_all"); HAT's argparse default is 200.
 HAT_LAT_NORM = {

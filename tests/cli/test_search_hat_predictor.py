@@ -1,4 +1,4 @@
-"""hat-search on a wmt14_space0 SuperTransformer for device rpi4 falls back to HAT's published Raspberry Pi predictor."""
+"""hat-search on a wmt14_space0 SuperTransformer for device rpi4 falls back to HAT's Raspberry Pi predictor."""
 
 import re
 from dataclasses import asdict
