@@ -33,7 +33,7 @@ from predictor_common import HAT_CONFIGS, HAT_LATENCY, REPO, RESULTS, run_meta, 
 sys.path.insert(0, str(REPO))
 
 DEVICES = {"raspberrypi": "rpi4", "xeon": "xeon_e5_2640", "titanxp": "titanxp"}
-# task in the file name -> (search space, task of the latency dataset the predictor was fit on)
+# task in the file name -> search space; space -> task of the latency dataset its predictors were fit on
 TASKS = {"wmt14ende": "wmt14_space0", "wmt14enfr": "wmt14_space0", "wmt19ende": "wmt14_space0",
          "iwslt14deen": "iwslt14_space1"}
 PREDICTOR_TASK = {"wmt14_space0": "wmt14ende", "iwslt14_space1": "iwslt14deen"}

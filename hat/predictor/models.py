@@ -191,11 +191,12 @@ class HatMLP:
     each on ``bsz`` = 128 rows drawn without replacement (``random.sample``, as HAT does) from the training rows;
     the last step is kept (HAT's validation loss is printed, never used).
 
-    Deviations (each measured in docs/benchmarks.md, "HAT's MLP: deviations"):
+    Remaining deviations from HAT:
 
     - ``lat_norm=None`` (the default when the data is not one of HAT's datasets): the max training latency. HAT has
       no constant for devices it never measured; its argparse default, 200 ms, would put a Raspberry Pi's seconds at
-      25-70x the targets HAT's constants give.
+      25x the targets HAT's constant gives. Its effect on HAT's data is measured in docs/benchmarks.md ("HAT's MLP:
+      the two former deviations"), as is ``sampling="with_replacement"``.
     - fewer training rows than ``bsz``: batches of all rows (HAT's ``random.sample`` would raise).
     - the random streams: an injected ``random.Random(seed)`` for batches and ``torch.manual_seed(seed)`` for the
       init, where HAT uses the unseeded global generators.
