@@ -135,14 +135,21 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="smoke test: few training steps (numbers meaningless)")
     ap.add_argument("--json", default=str(RESULTS / "predictor_selection.json"))
+    ap.add_argument("--resume", action="store_true", help="keep the runs already in --json, run only the others")
     args = ap.parse_args(argv)
     meta = run_meta()
     files = sorted(Path(args.data_dir).glob("*.csv"))
     if not files:
         print(f"no CSV files in {args.data_dir}", file=sys.stderr)
         return 2
-    tasks = [(str(f), c, args.quick) for c in args.candidates for f in files]
     results = []
+    if args.resume and os.path.exists(args.json):
+        import json
+        old = json.load(open(args.json))
+        results = [r for r in old["runs"] if old.get("quick") == args.quick]
+        args.candidates = list(dict.fromkeys(list(old["table_mape"]) + args.candidates))
+    have = {(r["dataset"], r["candidate"]) for r in results}
+    tasks = [(str(f), c, args.quick) for c in args.candidates for f in files if (f.stem, c) not in have]
 
     def summarize(final: bool) -> None:
         table = {c: {r["dataset"]: r["mape"] for r in results if r["candidate"] == c} for c in args.candidates}
