@@ -45,16 +45,17 @@ def main(argv=None) -> int:
           "transfer tau |")
     print("|---|---|---|---|---|---|---|---|")
     for src_name, tgt_name in PAIRS:
-        src = fit_predictor(read_latency_csv(d / f"{src_name}.csv"), src_name, space)
+        src = fit_predictor(read_latency_csv(d / f"{src_name}.csv"), src_name, space, cv_folds=0)
         tgt = read_latency_csv(d / f"{tgt_name}.csv")
         for k in args.k:
             res = {"scratch": [], "transfer": []}
             for seed in args.seeds:
                 tr, _, te = split_indices(len(tgt), seed)
                 rows, test = [tgt[i] for i in tr[:k]], [tgt[i] for i in te]
-                res["scratch"].append(fit_predictor(rows, tgt_name, space, seed=seed, val_fraction=0).evaluate(test))
+                res["scratch"].append(fit_predictor(rows, tgt_name, space, seed=seed, val_fraction=0,
+                                                    cv_folds=0).evaluate(test))
                 res["transfer"].append(fit_predictor(rows, tgt_name, space, seed=seed, init=src,
-                                                     val_fraction=0).evaluate(test))
+                                                     val_fraction=0, cv_folds=0).evaluate(test))
             mean = {m: {q: float(np.mean([r[q] for r in v])) for q in ("mape", "acc10", "kendall_tau")}
                     for m, v in res.items()}
             print(f"| {src_name.split('_')[2]} -> {tgt_name.split('_')[2]} | {k} | {mean['scratch']['mape']:.4f} | "

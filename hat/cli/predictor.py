@@ -6,21 +6,24 @@ Examples::
     hat-predictor fit --data rpi_30rows.csv --device rpi --out rpi.pt --init xeon.pt      # few-shot transfer
     hat-predictor eval --predictor xeon.pt --data test.csv --report r.json [--plot scatter.png]
     hat-predictor fit --data latency_predictors/data/cpu.csv --device cpu-xeon --out latency_predictors/cpu.pt --register
+    hat-predictor fit --data ../shared/data/hat_latency/wmt14ende_cpu_xeon_all.csv --device xeon_e5_2640 \
+        --out latency_predictors/hat_wmt14_space0_xeon_e5_2640.pt --register \
+        --source "HAT (Wang et al. 2020) published measurements" --runtime pytorch
+
+The metrics ``fit`` prints (and ``--report`` / ``--plot`` / ``--register`` record) are k-fold cross-validated
+(``--cv 5``): every row predicted by a model fit, hyperparameters included, on the other folds.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import hashlib
-import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from hat.cli.common import cli_main
 from hat.errors import HatError
-from hat.io import atomic_path, atomic_write_json
+from hat.io import atomic_write_json
 
 PROG = "hat-predictor"
 
@@ -42,8 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--init", default=None, help="predictor of another device to fine-tune from (few-shot transfer)")
     f.add_argument("--dedupe", action="store_true",
                    help="average rows that measured the same SubTransformer (default: keep them, with a warning)")
+    f.add_argument("--cv", type=int, default=5, metavar="K",
+                   help="k-fold cross-validation behind the reported metrics (every choice made inside each fold); "
+                        "0 = report none")
+    f.add_argument("--report", default=None, help="JSON of the held-out (cross-validated) metrics and predictions")
+    f.add_argument("--plot", default=None, help="scatter plot (PNG) of cross-validated predicted vs measured latency")
     f.add_argument("--register", action="store_true",
-                   help="add the predictor to --index (only for our own measurements: rows need the subnet column)")
+                   help="add the predictor to --index (provenance required: rows with runtime/host columns, "
+                        "or --source and --runtime)")
+    f.add_argument("--source", default=None,
+                   help="who measured the rows, for --register (e.g. 'HAT (Wang et al. 2020) published measurements')")
+    f.add_argument("--runtime", default=None, help="runtime the rows were measured with, for --register (e.g. pytorch)")
     f.add_argument("--index", default="latency_predictors/index.yaml")
     e = sub.add_parser("eval", help="evaluate a predictor on measured latencies")
     e.add_argument("--predictor", required=True)
@@ -69,48 +81,12 @@ def _write_json(path: str, data: dict) -> None:
     atomic_write_json(path, data)
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def register(index_path: str, out: str, pred, data: Sequence[str]) -> None:
-    """Add (or replace, by device + space) an entry for ``pred`` in the predictor index YAML."""
-    from hat.config import dump_yaml, load_yaml
-    idx = Path(index_path)
-    d = load_yaml(idx) if idx.is_file() else {}
-    entries = [e for e in (d.get("predictors") or [])
-               if not (e.get("device") == pred.device and e.get("space_fingerprint") == pred.space_fingerprint)]
-    base = idx.parent.resolve()
-
-    def rel(p):
-        try:
-            return os.path.relpath(Path(p).resolve(), base)
-        except ValueError:
-            return str(Path(p).resolve())
-    split = "val" if pred.metrics.get("val") else "train"
-    val = pred.metrics[split]
-    entries.append({
-        "device": pred.device, "space": pred.space_name, "space_fingerprint": pred.space_fingerprint,
-        "path": rel(out), "model": pred.model_kind, "features": pred.feature_kind,
-        "data": [{"file": rel(p), "sha256": _sha256(p)} for p in data],
-        "n_train": int(pred.train.get("n_train", 0)), "n_val": int(pred.train.get("n_val", 0)),
-        "metrics_split": split,  # "val" = held-out rows; "train" = too few rows to hold any out
-        "mape": round(float(val["mape"]), 5), "kendall_tau": round(float(val["kendall_tau"]), 4),
-        "acc10": round(float(val["acc10"]), 4),
-        "fitted": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    })
-    d["predictors"] = entries
-    dump_yaml(d, idx)
-
-
 def _fit(args) -> int:
     import torch
     torch.set_num_threads(1)
     from hat.predictor import fit_predictor, load_predictor
+    from hat.predictor.plots import plot_scatter
+    from hat.predictor.registry import provenance_of, register_predictor
     from hat.space import load_space
     from hat.latency.records import dedupe_records
     recs = _read(args.data)
@@ -128,21 +104,31 @@ def _fit(args) -> int:
         if r.subnet is not None and not (space.contains(r.subnet) or wide.contains(r.subnet)):
             raise HatError(f"a data row: {space.violations(r.subnet)[0]} (space '{space.name}', also outside its "
                            f"widened version); pass the space it was measured in with --space")
-    if args.register and any(r.subnet is None for r in recs):
-        raise HatError("--register is only for the project's own measurements (rows with a subnet column); "
-                       "HAT's published files can be fit but not registered")
+    provenance = provenance_of(recs, args.source, args.runtime) if args.register else None
+    if args.cv < 0:
+        raise HatError(f"--cv must be >= 0, got {args.cv}")
     init = load_predictor(args.init) if args.init else None
     pred = fit_predictor(recs, args.device, space, args.model, seed=args.seed, init=init,
-                         feature_kind=args.features, sources=[str(p) for p in args.data])
+                         feature_kind=args.features, sources=[str(p) for p in args.data], cv_folds=args.cv)
     pred.save(args.out)
-    m = pred.metrics.get("val")
-    where = "val" if m else "train"
-    m = m or pred.metrics["train"]
-    print(f"{args.out}: {pred.model_kind}/{pred.feature_kind} for {pred.device} on {space.name}, "
-          f"{pred.train['n_train']} train rows; {where} mape {m['mape']:.4f} rmse {m['rmse_ms']:.2f} ms "
-          f"acc10 {m['acc10']:.3f} kendall_tau {m['kendall_tau']:.3f}")
+    m = pred.heldout_metrics
+    head = (f"{args.out}: {pred.model_kind}/{pred.feature_kind} for {pred.device} on {space.name}, "
+            f"{len(recs)} rows")
+    if m:
+        print(f"{head}; {pred.metrics_split} held-out mape {m['mape']:.4f} rmse {m['rmse_ms']:.2f} ms "
+              f"acc10 {m['acc10']:.3f} kendall_tau {m['kendall_tau']:.3f}")
+    else:
+        print(f"{head}; too few rows (or --cv 0) for held-out metrics: none reported")
+    if args.report:
+        _write_json(args.report, {"metrics_split": pred.metrics_split, **(m or {}), "predictor": str(args.out),
+                                  "device": pred.device, "space": pred.space_name, "model": pred.model_kind,
+                                  "features": pred.feature_kind, "data": [str(d) for d in args.data],
+                                  "cv": pred.cv})
+    if args.plot and pred.cv:
+        plot_scatter(pred.cv["measured_ms"], pred.cv["predicted_ms"], args.plot,
+                     f"{pred.device}, {pred.metrics_split}: MAPE {m['mape']:.3f}, tau {m['kendall_tau']:.3f}")
     if args.register:
-        register(args.index, args.out, pred, args.data)
+        register_predictor(args.index, args.out, pred, args.data, provenance)
         print(f"registered in {args.index}")
     return 0
 
@@ -159,22 +145,8 @@ def _eval(args) -> int:
               "model": pred.model_kind, "features": pred.feature_kind, "data": [str(d) for d in args.data]}
     _write_json(args.report, report)
     if args.plot:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.scatter(y, p, s=6, alpha=0.6)
-        lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
-        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        ax.set_xlabel("measured latency (ms)")
-        ax.set_ylabel("predicted latency (ms)")
-        ax.set_title(f"{pred.device}: MAPE {m['mape']:.3f}, tau {m['kendall_tau']:.3f}")
-        fig.tight_layout()
-        try:
-            with atomic_path(args.plot) as tmp:
-                fig.savefig(tmp, dpi=120, format="png")
-        finally:
-            plt.close(fig)
+        from hat.predictor.plots import plot_scatter
+        plot_scatter(y, p, args.plot, f"{pred.device}: MAPE {m['mape']:.3f}, tau {m['kendall_tau']:.3f}")
     print(f"{args.predictor} on {', '.join(args.data)}: n {m['n']} rmse {m['rmse_ms']:.2f} ms mape {m['mape']:.4f} "
           f"acc10 {m['acc10']:.3f} kendall_tau {m['kendall_tau']:.3f}")
     return 0

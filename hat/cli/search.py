@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main, parse_latency_list_ms
+from hat.cli.common import cli_main, format_latency, latency_unit, parse_latency_list_ms
 from hat.errors import HatError
 from hat.io import atomic_write_json
 
@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search budgets spread between the fastest and slowest predicted configs "
                         "(settings.pareto_budgets of them) unless --latency lists them")
     p.add_argument("--predictor", metavar="P.pt",
-                   help="latency predictor (default: the one for this device and space in latency_predictors/index.yaml)")
+                   help="latency predictor (default: the one for this device and space in "
+                        "latency_predictors/index.yaml; "
+                        "our own measurements first, else HAT's published ones)")
     p.add_argument("--config", default="fast", help="search settings name (configs/search: fast, hat) or YAML")
     p.add_argument("--space", help="search this space (default: the supernet's); must fit the supernet")
     p.add_argument("--out", default="search_out", help="output directory")
@@ -55,40 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the search logged in OUT/search_log.jsonl")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return p
-
-
-def find_indexed_predictor(device: str, space) -> Path:
-    """The predictor listed for ``device`` and ``space`` in ``latency_predictors/index.yaml``.
-
-    Entries (``predictors:`` list, or a mapping of name -> entry) give ``device``, ``path`` (relative to the index)
-    and ``space`` (name) and/or ``space_fingerprint``; the fingerprint, when present, must equal the space's.
-
-    Raises:
-        HatError: no index, or no entry for this device and space.
-    """
-    from hat.config import load_yaml
-    from hat.resources import project_root
-
-    index = project_root() / "latency_predictors" / "index.yaml"
-    if not index.is_file():
-        raise HatError(f"no --predictor given and no predictor index {index}; fit one with hat-predictor fit "
-                       f"and pass --predictor")
-    data = load_yaml(index)
-    entries = data.get("predictors", data)
-    if isinstance(entries, dict):
-        entries = [dict(v, name=k) if isinstance(v, dict) else {} for k, v in entries.items()]
-    if not isinstance(entries, list):
-        raise HatError(f"{index}: expected a 'predictors' list")
-    fp = space.fingerprint()
-    for e in entries:
-        if not isinstance(e, dict) or e.get("device") != device or "path" not in e:
-            continue
-        efp = e.get("space_fingerprint")
-        if (efp is not None and efp == fp) or (efp is None and e.get("space") == space.name):
-            return (index.parent / str(e["path"])).resolve()
-    have = sorted({f"{e.get('device')}/{e.get('space')}" for e in entries if isinstance(e, dict)})
-    raise HatError(f"no latency predictor for device '{device}' and space '{space.name}' ({fp}) in {index} "
-                   f"(have: {', '.join(have) or 'none'}); pass --predictor")
 
 
 
@@ -118,6 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
     from hat.nn import SuperTransformer
     from hat.predictor import load_predictor
+    from hat.predictor.registry import resolve_predictor
     from hat.space import load_space
     from hat.train.checkpoint import load_model
 
@@ -138,7 +107,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise HatError(f"supernet {args.supernet} (space '{model.space.name}') does not match search space "
                            f"'{space.name}': {'; '.join(problems)}")
 
-    pred_path = Path(args.predictor) if args.predictor else find_indexed_predictor(device_cfg.name, space)
+    if args.predictor:
+        pred_path = Path(args.predictor)
+    else:
+        resolved = resolve_predictor(device_cfg.name, space)
+        pred_path = resolved.path
+        if resolved.note:
+            print(f"hat-search: note: {resolved.note}")
     predictor = load_predictor(pred_path)
     if predictor.device != device_cfg.name:
         raise HatError(f"latency predictor {pred_path} was fit for device '{predictor.device}', not "
@@ -156,8 +131,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from hat.search import spread_budgets
         budgets = spread_budgets(space, latency, settings.pareto_budgets, random.Random(args.seed))
     if budgets[0] < fastest_ms:
-        raise HatError(f"latency budget {budgets[0]:g} ms is infeasible on device '{device_cfg.name}': the fastest "
-                       f"predicted latency in space '{space.name}' is {fastest_ms:.2f} ms")
+        unit = latency_unit(args.latency) if args.latency else "ms"
+        raise HatError(f"latency budget {format_latency(budgets[0], unit)} is infeasible on device "
+                       f"'{device_cfg.name}': the fastest predicted latency in space '{space.name}' is "
+                       f"{format_latency(fastest_ms, unit)}")
 
     # ----- validation data (fixed subset) and scoring -----
     tcfg = ckpt.get("train_config") or {}

@@ -9,6 +9,9 @@ remote board reached with paramiko; runtime ``onnxruntime`` only: the remote sid
     runtime: onnxruntime
     threads: 4
     ssh: {host: raspberrypi.local, user: pi, key_file: ~/.ssh/id_ed25519, known_hosts: ~/.ssh/known_hosts}
+
+``predictor_only: true`` marks hardware known only from published measurements (HAT's Xeon and TITAN Xp): search
+uses its registered predictor, profiling refuses it. :func:`list_devices` names every shipped profile.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ class DeviceConfig:
     quantize: str = "none"
     description: str = ""
     ssh: Optional[SSHConfig] = None  # required when transport is ssh
+    # A device known only through published measurements (HAT's Xeon E5-2640, TITAN Xp): its registered predictor
+    # serves hat-search, but hat-profile refuses it (this project has no access to the hardware).
+    predictor_only: bool = False
     base_dir: str = field(default="", init=False, repr=False)  # YAML folder, for relative paths
 
     def __post_init__(self):
@@ -115,6 +121,12 @@ class DeviceConfig:
         if not q.is_absolute() and self.base_dir:
             q = Path(self.base_dir) / q
         return str(q)
+
+
+def list_devices() -> list[str]:
+    """Names of the shipped device profiles (``configs/devices/*.yaml``), sorted."""
+    from hat.resources import project_root
+    return sorted(p.stem for p in (project_root() / "configs" / "devices").glob("*.yaml"))
 
 
 def load_device(name_or_path: str | os.PathLike) -> DeviceConfig:

@@ -7,13 +7,38 @@ matmuls), so 10^5 configs take milliseconds once the features exist.
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import torch
 
 from hat.errors import HatError
 
-# HAT's latency_predictor.py defaults (feature order of hat.space.HAT_FEATURE_NAMES).
+# HAT's latency_predictor.py hyperparameters, as every configs/<task>/latency_predictor/*.yml in HAT's repository
+# (commit 70e5a279) gives them; tests/predictor/test_models.py checks them against those files.
+# feature-norm, in the order of hat.space.HAT_FEATURE_NAMES
 HAT_FEATURE_NORM = (640.0, 6.0, 2048.0, 6.0, 640.0, 6.0, 2048.0, 6.0, 6.0, 2.0)
+HAT_MLP_HPARAMS = {"hidden_dim": 400, "hidden_layer_num": 3, "train_steps": 5000, "bsz": 128, "lr": 1e-5}
+# lat-norm (ms) per HAT latency dataset (file stem without "_all"); HAT's argparse default is 200.
+HAT_LAT_NORM = {
+    "iwslt14deen_gpu_titanxp": 200.0,
+    "wmt14ende_cpu_raspberrypi": 5000.0, "wmt14ende_cpu_xeon": 300.0, "wmt14ende_gpu_titanxp": 200.0,
+    "wmt14enfr_cpu_raspberrypi": 5000.0, "wmt14enfr_cpu_xeon": 300.0, "wmt14enfr_gpu_titanxp": 200.0,
+    "wmt19ende_gpu_titanxp": 200.0,
+}
+HAT_DEFAULT_LAT_NORM = 200.0
+
+
+def hat_lat_norm(sources) -> float | None:
+    """HAT's ``lat-norm`` for a latency file of HAT's (matched by file name, e.g. ``wmt14ende_cpu_xeon_all.csv``);
+    None when the files are not all from one HAT dataset."""
+    from pathlib import Path
+    keys = set()
+    for s in sources:
+        stem = Path(str(s)).stem
+        stem = stem[:-4] if stem.endswith("_all") else stem
+        keys.add(HAT_LAT_NORM.get(stem))
+    return keys.pop() if len(keys) == 1 and None not in keys else None
 
 # Ridge strengths tried by cost_linear (relative to the weighted normal equations, whose scale is n).
 RIDGE_GRID = (1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -157,38 +182,66 @@ def _np_forward(layers: list, Z: np.ndarray) -> np.ndarray:
 
 
 class HatMLP:
-    """HAT's latency predictor, exactly its protocol: 10 features / HAT's fixed norms -> 400 x4 ReLU -> 1,
-    MSE on latency / lat_norm, Adam lr 1e-5, 5000 steps of batch 128 (sampled with replacement), last step kept.
+    """HAT's latency predictor (``latency_predictor.py`` of HAT's repository) with HAT's protocol.
 
-    HAT's default lat_norm is 200 ms (its GPU / Xeon data); we use the max training latency so the Raspberry Pi's
-    seconds-scale targets stay in the same range.
+    Same as HAT: the 10 features divided by HAT's fixed ``feature-norm``; latency (encoder + decoder, ms) divided by
+    a fixed ``lat-norm`` (HAT's per-device constant, :data:`HAT_LAT_NORM`: 5000 for the Raspberry Pi, 300 for the
+    Xeon, 200 for the TITAN Xp); ``Linear(10, 400)`` + ``hidden_layer_num`` = 3 ``Linear(400, 400)``, ReLU after
+    each, then ``Linear(400, 1)`` (PyTorch's default init); MSE loss; Adam lr 1e-5 (default betas); 5,000 steps,
+    each on ``bsz`` = 128 rows drawn without replacement (``random.sample``, as HAT does) from the training rows;
+    the last step is kept (HAT's validation loss is printed, never used).
+
+    Remaining deviations from HAT:
+
+    - ``lat_norm=None`` (the default when the data is not one of HAT's datasets): the max training latency. HAT has
+      no constant for devices it never measured; its argparse default, 200 ms, would put a Raspberry Pi's seconds at
+      25x the targets HAT's constant gives. Its effect on HAT's data is measured in docs/benchmarks.md ("HAT's MLP:
+      the two former deviations"), as is ``sampling="with_replacement"``.
+    - fewer training rows than ``bsz``: batches of all rows (HAT's ``random.sample`` would raise).
+    - the random streams: an injected ``random.Random(seed)`` for batches and ``torch.manual_seed(seed)`` for the
+      init, where HAT uses the unseeded global generators.
+    - prediction in float64 numpy on the float32 weights (HAT: float32 torch); differences ~1e-7 relative.
+    - ``sampling="with_replacement"`` reproduces this project's earlier (non-HAT) batches, to measure that effect.
     """
 
     kind = "hat_mlp"
 
-    def __init__(self, hidden: int = 400, layers: int = 4, lr: float = 1e-5, steps: int = 5000, batch: int = 128):
-        self.hidden, self.layers, self.lr, self.steps, self.batch = hidden, layers, lr, steps, batch
-        self.feature_norm = np.array(HAT_FEATURE_NORM)
-        self.lat_norm = 200.0
+    def __init__(self, hidden_dim: int = HAT_MLP_HPARAMS["hidden_dim"],
+                 hidden_layer_num: int = HAT_MLP_HPARAMS["hidden_layer_num"], lr: float = HAT_MLP_HPARAMS["lr"],
+                 train_steps: int = HAT_MLP_HPARAMS["train_steps"], bsz: int = HAT_MLP_HPARAMS["bsz"],
+                 feature_norm=HAT_FEATURE_NORM, lat_norm: float | None = None,
+                 sampling: str = "without_replacement"):
+        if sampling not in ("without_replacement", "with_replacement"):
+            raise HatError(f"hat_mlp: sampling must be without_replacement or with_replacement, got '{sampling}'")
+        self.hidden_dim, self.hidden_layer_num, self.lr = hidden_dim, hidden_layer_num, lr
+        self.train_steps, self.bsz, self.sampling = train_steps, bsz, sampling
+        self.feature_norm = np.array(feature_norm, dtype=np.float64)
+        self.lat_norm_option = lat_norm
+        self.lat_norm = float(lat_norm) if lat_norm is not None else None
         self.net_layers = None
 
-    def fit(self, X, y, X_val=None, y_val=None, seed: int = 0, init: "HatMLP | None" = None,
-            steps: int | None = None) -> "HatMLP":
+    def fit(self, X, y, X_val=None, y_val=None, seed: int = 0, init: "HatMLP | None" = None) -> "HatMLP":
         X = np.asarray(X, np.float64)[:, :10]
         y = np.asarray(y, np.float64)
+        rng = random.Random(seed)
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # nn.Linear init draws from the global generator; seed it for reproducibility
-        net = _mlp(10, self.hidden, self.layers)
+        # HAT's Net: first_layer + hidden_layer_num hidden layers, ReLU after each, then the output layer.
+        net = _mlp(10, self.hidden_dim, self.hidden_layer_num + 1)
         if init is not None:
             _load_net(net, init.net_layers_t)
-            self.lat_norm = init.lat_norm
-        else:
+            self.lat_norm, self.feature_norm = init.lat_norm, init.feature_norm
+        elif self.lat_norm_option is None:
             self.lat_norm = float(y.max())
         Xt = torch.tensor(X / self.feature_norm, dtype=torch.float32)
         yt = torch.tensor(y / self.lat_norm, dtype=torch.float32)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
-        for _ in range(steps or self.steps):
-            i = torch.randint(0, len(Xt), (self.batch,), generator=g)
+        n, k = len(Xt), min(self.bsz, len(Xt))
+        for _ in range(self.train_steps):
+            if self.sampling == "without_replacement":
+                i = torch.tensor(rng.sample(range(n), k=k))
+            else:
+                i = torch.randint(0, n, (self.bsz,), generator=g)
             loss = torch.nn.functional.mse_loss(net(Xt[i]).squeeze(1), yt[i])
             opt.zero_grad()
             loss.backward()
@@ -206,13 +259,15 @@ class HatMLP:
 
     def state(self) -> dict:
         return {"feature_norm": _t(self.feature_norm), "lat_norm": self.lat_norm, "layers": self.net_layers_t,
-                "hidden": self.hidden, "depth": self.layers}
+                "hidden_dim": self.hidden_dim, "hidden_layer_num": self.hidden_layer_num}
 
     @classmethod
     def from_state(cls, s: dict) -> "HatMLP":
-        m = cls(hidden=int(s["hidden"]), layers=int(s["depth"]))
+        # artifacts before HAT's names stored "hidden" and "depth" (= hidden_layer_num + 1)
+        hidden = int(s.get("hidden_dim", s.get("hidden", 400)))
+        layers = int(s["hidden_layer_num"]) if "hidden_layer_num" in s else int(s["depth"]) - 1
+        m = cls(hidden_dim=hidden, hidden_layer_num=layers, lat_norm=float(s["lat_norm"]))
         m.feature_norm = _np(s["feature_norm"])
-        m.lat_norm = float(s["lat_norm"])
         m._set_layers(s["layers"])
         return m
 

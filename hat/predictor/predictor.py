@@ -4,7 +4,13 @@ Artifact (one file, ``torch.save`` of plain containers, loads with ``torch.load(
 
     {"format": "hat-latency-predictor", "version": 1, "model_kind": str, "model": {...tensors/floats/lists},
      "feature_schema": {...}, "device": str, "space": space.to_dict(), "space_fingerprint": str,
-     "space_name": str, "metrics": {"val": {...}}, "train": {...}, "target": str}
+     "space_name": str, "metrics": {"train": {...}, "val": {...}, "cv": {...}}, "train": {...}, "target": str,
+     "cv": {"folds": int, "seed": int, "measured_ms": [...], "predicted_ms": [...]}}
+
+Honest metrics: ``metrics["cv"]`` (and ``train["metrics_split"] == "cv<k>"``) come from k-fold cross-validation of
+the whole fit procedure: each row is predicted by a model fit on the other folds, with every choice (validation
+split, ridge strength, early stopping) made inside those folds. ``metrics["train"]`` is in-sample and
+``metrics["val"]`` is on the rows the fit used to choose its hyperparameters: neither is a held-out estimate.
 """
 
 from __future__ import annotations
@@ -20,11 +26,19 @@ import torch
 from hat.errors import HatError
 from hat.predictor.features import FeatureSchema
 from hat.predictor.metrics import regression_metrics
-from hat.predictor.models import DEFAULT_MODEL, MODELS, default_feature_kind, make_model
+from hat.predictor.models import DEFAULT_MODEL, MODELS, default_feature_kind, hat_lat_norm, make_model
 from hat.space import SearchSpace, SubnetConfig
 
 FORMAT = "hat-latency-predictor"
 VERSION = 1
+
+
+def cv_fold_indices(n: int, folds: int, seed: int) -> list[list[int]]:
+    """K-fold test indices: ``range(n)`` shuffled with ``random.Random(seed)``, fold j = positions j, j+k, j+2k, ..."""
+    idx = list(range(n))
+    random.Random(seed).shuffle(idx)
+    k = max(1, min(folds, n))
+    return [idx[j::k] for j in range(k)]
 
 
 def split_indices(n: int, seed: int, fractions=(0.8, 0.1, 0.1)) -> tuple[list[int], list[int], list[int]]:
@@ -44,11 +58,14 @@ class LatencyPredictor:
         schema: the :class:`FeatureSchema` (``feature_kind`` = ``schema.kind``).
         device: name of the device the training latencies were measured on.
         space: the :class:`SearchSpace` it was fit for.
-        metrics: accuracy recorded at fit time (``{"val": {...}}``).
+        metrics: accuracy recorded at fit time: ``train`` (in-sample), ``val`` (the rows used for model
+            selection, when any), ``cv`` (out-of-fold: the honest estimate).
+        cv: out-of-fold predictions behind ``metrics["cv"]`` (``folds``, ``seed``, ``measured_ms``,
+            ``predicted_ms``), or ``{}``.
     """
 
     def __init__(self, model, schema: FeatureSchema, device: str, space: SearchSpace, metrics: Optional[dict] = None,
-                 train: Optional[dict] = None):
+                 train: Optional[dict] = None, cv: Optional[dict] = None):
         self.model = model
         self.model_kind = model.kind
         self.schema = schema
@@ -56,6 +73,17 @@ class LatencyPredictor:
         self.space = space
         self.metrics = metrics or {}
         self.train = train or {}
+        self.cv = cv or {}
+
+    @property
+    def metrics_split(self) -> str:
+        """Which rows the reported metrics come from: ``cv<k>`` (out-of-fold) or ``none`` (too few rows)."""
+        return self.train.get("metrics_split", "none")
+
+    @property
+    def heldout_metrics(self) -> Optional[dict]:
+        """The honest (out-of-fold) metrics, or None when there were too few rows to hold any out."""
+        return self.metrics.get("cv")
 
     @property
     def space_fingerprint(self) -> str:
@@ -96,6 +124,7 @@ class LatencyPredictor:
             "feature_schema": self.schema.to_dict(), "device": self.device, "space": self.space.to_dict(),
             "space_fingerprint": self.space_fingerprint, "space_name": self.space_name, "metrics": self.metrics,
             "train": self.train, "target": "latency_ms = latency_mean_encoder + latency_mean_decoder",
+            "cv": self.cv,
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -129,7 +158,7 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
     try:
         space = SearchSpace(**d["space"])
         pred = LatencyPredictor(MODELS[kind].from_state(d["model"]), FeatureSchema.from_dict(d["feature_schema"]),
-                                d["device"], space, d.get("metrics"), d.get("train"))
+                                d["device"], space, d.get("metrics"), d.get("train"), d.get("cv"))
     except HatError as e:
         raise HatError(f"{p}: malformed predictor artifact: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
@@ -143,7 +172,7 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
 def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DEFAULT_MODEL, seed: int = 0,
                   init: Optional[LatencyPredictor] = None, feature_kind: Optional[str] = None,
                   val_records=None, val_fraction: float = 0.1, min_val: int = 10, sources: Sequence[str] = (),
-                  model_options: Optional[dict] = None) -> LatencyPredictor:
+                  model_options: Optional[dict] = None, cv_folds: int = 5) -> LatencyPredictor:
     """Fit a latency predictor on measured records.
 
     Args:
@@ -158,7 +187,10 @@ def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DE
         val_records: explicit validation rows; else ``val_fraction`` of ``records`` is held out when at least
             ``min_val`` rows would be (fewer rows: all are used for training, model selection by leave-one-out).
         sources: data file names recorded in the artifact.
-        model_options: constructor options of the model (e.g. ``{"steps": 200}``).
+        model_options: constructor options of the model (e.g. ``{"train_steps": 200}``); for ``hat_mlp`` on one of
+            HAT's files (by name, see ``sources``), HAT's ``lat-norm`` for that device unless given.
+        cv_folds: k of the k-fold cross-validation behind ``metrics["cv"]`` (each fold repeats this whole
+            procedure on the other folds' rows); 0 or 1 = none (e.g. when the caller evaluates on its own test rows).
     """
     records = list(records)
     if not records:
@@ -171,7 +203,11 @@ def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DE
     else:
         have_subnets = all(r.subnet is not None for r in records)
         schema = FeatureSchema.for_space(feature_kind or default_feature_kind(model_kind, have_subnets), space)
-    model = make_model(model_kind, **(model_options or {}))
+    options = dict(model_options or {})
+    if model_kind == "hat_mlp" and init is None and "lat_norm" not in options:
+        options["lat_norm"] = hat_lat_norm(sources)
+    model = make_model(model_kind, **options)
+    all_records = records
     train = records
     if val_records is None:
         n_val = int(round(val_fraction * len(records)))
@@ -191,4 +227,19 @@ def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DE
     pred.metrics = {"train": regression_metrics(model.predict(X), y)}
     if val_records:
         pred.metrics["val"] = regression_metrics(model.predict(Xv), yv)
+    pred.train["metrics_split"] = "none"
+    if cv_folds >= 2 and len(all_records) >= 3:
+        folds = cv_fold_indices(len(all_records), cv_folds, seed)
+        oof = np.zeros(len(all_records))
+        for test_idx in folds:
+            held = set(test_idx)
+            rest = [r for i, r in enumerate(all_records) if i not in held]
+            fold_pred = fit_predictor(rest, device, space, model_kind, seed=seed, init=init,
+                                      feature_kind=schema.kind if init is None else None, val_fraction=val_fraction,
+                                      min_val=min_val, model_options=options, cv_folds=0)
+            oof[test_idx] = fold_pred.predict_records([all_records[i] for i in test_idx])
+        measured = np.array([r.latency_ms for r in all_records])
+        pred.metrics["cv"] = regression_metrics(oof, measured)
+        pred.train["metrics_split"] = f"cv{len(folds)}"
+        pred.cv = {"folds": len(folds), "seed": seed, "measured_ms": measured.tolist(), "predicted_ms": oof.tolist()}
     return pred

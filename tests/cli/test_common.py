@@ -37,3 +37,11 @@ def test_cli_main_keeps_bugs_as_tracebacks():
 
     with pytest.raises(ZeroDivisionError):
         main([])
+
+
+@pytest.mark.parametrize("text,unit,ms,shown", [("4s", "s", 2345.0, "2.35 s"), ("0.5s,1s", "s", 500.0, "0.5 s"),
+                                                ("30ms", "ms", 12.345, "12.35 ms"), ("30", "ms", 1.0, "1.00 ms"),
+                                                ("500us", "us", 0.25, "250 us")])
+def test_latency_unit_and_format(text, unit, ms, shown):
+    from hat.cli.common import format_latency, latency_unit
+    assert latency_unit(text) == unit and format_latency(ms, unit) == shown

@@ -64,7 +64,7 @@ def test_fit_small_subset_then_predict(xeon, wmt, tmp_path):
         q.check_space(load_space("iwslt14_space1"))
 
 
-@pytest.mark.parametrize("kind,opts", [("hat_mlp", {"steps": 20, "hidden": 32}),
+@pytest.mark.parametrize("kind,opts", [("hat_mlp", {"train_steps": 20, "hidden_dim": 32}),
                                        ("mlp", {"steps": 50, "ensemble": 2, "width": 16})])
 def test_mlp_models_round_trip(xeon, wmt, tmp_path, kind, opts):
     p = fit_predictor(xeon[:200], "xeon", wmt, kind, model_options=opts)
@@ -164,21 +164,28 @@ def test_cli_fit_eval(shared_dir, tmp_path, capsys):
     assert "mape" in capsys.readouterr().out
 
 
-def test_cli_register_only_own_measurements(shared_dir, wmt, tmp_path, capsys):
+def test_cli_register_needs_provenance(shared_dir, wmt, tmp_path, capsys):
     hat_csv = str(shared_dir / "data" / "hat_latency" / "wmt14ende_cpu_xeon_all.csv")
     idx = tmp_path / "index.yaml"
     assert main(["fit", "--data", hat_csv, "--device", "x", "--out", str(tmp_path / "x.pt"), "--register",
                  "--index", str(idx)]) == 2
-    assert "only for the project's own measurements" in capsys.readouterr().err
+    assert "needs provenance" in capsys.readouterr().err and not idx.exists()
+    assert main(["fit", "--data", hat_csv, "--device", "x", "--out", str(tmp_path / "x.pt"), "--register",
+                 "--index", str(idx), "--source", "HAT (Wang et al. 2020) published measurements",
+                 "--runtime", "pytorch"]) == 0
     ours = tmp_path / "ours.csv"
     with CsvAppender(ours) as a:
         for r in _synthetic(wmt, 60):
+            r.host = "testhost"
             a.append(r)
     assert main(["fit", "--data", str(ours), "--device", "cpu", "--out", str(tmp_path / "c.pt"), "--register",
                  "--index", str(idx)]) == 0
     from hat.config import load_yaml
     e = load_yaml(idx)["predictors"]
-    assert len(e) == 1 and e[0]["device"] == "cpu" and e[0]["path"] == "c.pt" and len(e[0]["data"][0]["sha256"]) == 64
+    assert [x["device"] for x in e] == ["x", "cpu"]
+    assert e[0]["source"].startswith("HAT") and e[0]["runtime"] == "pytorch" and e[0]["metrics_split"] == "cv5"
+    assert e[1]["path"] == "c.pt" and len(e[1]["data"][0]["sha256"]) == 64
+    assert e[1]["runtime"] == "debug" and e[1]["hosts"] == ["testhost"] and e[1]["source"].startswith("measured")
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -199,3 +206,44 @@ def test_cli_not_a_predictor(tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a zip")
     assert main(["eval", "--predictor", str(junk), "--data", "x.csv", "--report", str(tmp_path / "r.json")]) == 2
+
+
+def test_cli_fit_metrics_equal_independent_heldout_computation(shared_dir, wmt, tmp_path, capsys):
+    """The metrics `fit` reports are out-of-fold: recompute them here, fold by fold, from fits that never saw
+    the fold's rows (hyperparameters chosen inside each fit)."""
+    src = shared_dir / "data" / "hat_latency" / "wmt14ende_cpu_xeon_all.csv"
+    small = tmp_path / "x.csv"
+    small.write_text("".join(src.read_text().splitlines(keepends=True)[:91]))
+    rep = tmp_path / "r.json"
+    assert main(["fit", "--data", str(small), "--device", "xeon", "--out", str(tmp_path / "x.pt"), "--cv", "4",
+                 "--seed", "3", "--report", str(rep), "--plot", str(tmp_path / "cv.png")]) == 0
+    printed = capsys.readouterr().out
+    recs = read_latency_csv(small)
+    n = len(recs)
+    assert n == 90
+    order = list(range(n))
+    random.Random(3).shuffle(order)
+    oof = np.zeros(n)
+    for j in range(4):
+        test = order[j::4]
+        train = [recs[i] for i in range(n) if i not in set(test)]
+        p = fit_predictor(train, "xeon", wmt, seed=3, cv_folds=0)
+        assert p.train["n_train"] + p.train["n_val"] == len(train)
+        oof[test] = p.predict_records([recs[i] for i in test])
+    y = np.array([r.latency_ms for r in recs])
+    want = regression_metrics(oof, y)
+    r = json.loads(rep.read_text())
+    assert r["metrics_split"] == "cv4"
+    for k in ("mape", "rmse_ms", "acc10", "kendall_tau"):
+        assert r[k] == pytest.approx(want[k], rel=1e-9)
+    assert f"cv4 held-out mape {want['mape']:.4f}" in printed
+    saved = load_predictor(tmp_path / "x.pt")
+    assert saved.metrics["cv"]["mape"] == pytest.approx(want["mape"]) and saved.metrics_split == "cv4"
+    # not the in-sample number
+    assert saved.metrics["train"]["mape"] != pytest.approx(want["mape"])
+    assert (tmp_path / "cv.png").stat().st_size > 0
+
+
+def test_fit_too_few_rows_reports_no_metrics(wmt):
+    p = fit_predictor(_synthetic(wmt, 2), "d", wmt)
+    assert p.metrics_split == "none" and p.heldout_metrics is None

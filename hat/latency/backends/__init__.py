@@ -43,6 +43,9 @@ def get_backend(device: DeviceConfig, settings: Optional[ProfileSettings] = None
     """
     import dataclasses
     import importlib
+    if device.predictor_only:
+        raise ConfigError(f"device {device.name} is predictor-only ({device.description or 'published measurements'}"
+                          f"): it cannot be profiled here; profile a device you have (e.g. --device cpu)")
     settings = dataclasses.replace(settings or ProfileSettings(), threads=device.threads)
     if device.transport == "ssh":
         from hat.latency.ssh import RemoteOnnxRuntimeBackend
