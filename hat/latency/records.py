@@ -3,7 +3,9 @@
 The first 14 columns are exactly HAT's (the 10 :data:`hat.space.HAT_FEATURE_NAMES`, then
 ``latency_mean_encoder, latency_mean_decoder, latency_std_encoder, latency_std_decoder`` in ms), so HAT's files
 load unchanged and our files stay readable by HAT's tools. Ours add ``subnet`` (JSON of a SubnetConfig),
-``runtime``, ``device``, ``host``, ``threads``, ``timestamp``.
+``runtime``, ``device``, ``host``, ``threads``, ``timestamp``, ``timer`` (``wall`` | ``thread_cpu``) and
+``estimator`` (``trimmed_mean`` | ``median`` | ``min``: which statistic of the timed runs fills the latency mean
+columns; see :mod:`hat.latency.protocol`).
 
 Files are append-only logs: :class:`CsvAppender` flushes and fsyncs each row, and drops a truncated last line left
 by a writer killed mid-row, so measurement can resume (:func:`existing_keys`).
@@ -25,7 +27,7 @@ from hat.space import HAT_FEATURE_NAMES, SubnetConfig
 
 LATENCY_COLUMNS = ("latency_mean_encoder", "latency_mean_decoder", "latency_std_encoder", "latency_std_decoder")
 HAT_COLUMNS = tuple(HAT_FEATURE_NAMES) + LATENCY_COLUMNS
-EXTRA_COLUMNS = ("subnet", "runtime", "device", "host", "threads", "timestamp")
+EXTRA_COLUMNS = ("subnet", "runtime", "device", "host", "threads", "timestamp", "timer", "estimator")
 CSV_COLUMNS = HAT_COLUMNS + EXTRA_COLUMNS
 
 
@@ -56,6 +58,8 @@ class LatencyRecord:
     host: str = ""  # machine the measurement ran on
     threads: int = 0  # intra-op threads (0 = unknown)
     timestamp: str = ""  # ISO 8601 UTC of the measurement
+    timer: str = ""  # wall | thread_cpu ("" = unknown, e.g. HAT's files)
+    estimator: str = ""  # statistic in the latency mean columns: trimmed_mean | median | min ("" = unknown)
 
     @property
     def latency_ms(self) -> float:
@@ -81,7 +85,7 @@ class LatencyRecord:
         """The record as CSV cells in :data:`CSV_COLUMNS` order."""
         out = [_fmt(getattr(self, c)) for c in HAT_COLUMNS]
         out += [self.subnet.to_json() if self.subnet is not None else "", self.runtime, self.device, self.host,
-                str(int(self.threads)), self.timestamp]
+                str(int(self.threads)), self.timestamp, self.timer, self.estimator]
         return out
 
 
@@ -120,7 +124,8 @@ def _parse_row(row: dict, lineno: int, path: Path) -> LatencyRecord:
     except ValueError:
         raise HatError(f"{path}: row {lineno} column 'threads': expected an integer, got {threads_cell!r}") from None
     return LatencyRecord(**vals, subnet=subnet, runtime=row.get("runtime") or "", device=row.get("device") or "",
-                         host=row.get("host") or "", threads=threads, timestamp=row.get("timestamp") or "")
+                         host=row.get("host") or "", threads=threads, timestamp=row.get("timestamp") or "",
+                         timer=row.get("timer") or "", estimator=row.get("estimator") or "")
 
 
 def read_latency_csv(path: str | os.PathLike) -> list[LatencyRecord]:

@@ -297,7 +297,8 @@ class RemoteOnnxRuntimeBackend(Backend):
                     progressed = True
                     yield subnet, Measurement(res["encoder_ms"], res["decoder_ms"], host=res.get("host", ""),
                                               threads=int(res.get("threads", self.threads)),
-                                              runtime_version=res.get("runtime_version", ""))
+                                              runtime_version=res.get("runtime_version", ""),
+                                              timer=res.get("timer", "wall"))
                 if pending:
                     raise _Transient(f"remote runner ended without results for {len(pending)} config(s)")
             except _Transient as e:

@@ -46,11 +46,11 @@ def test_interrupted_run_keeps_finished_records(tiny_space, tmp_path):
     class Flaky(DebugBackend):
         calls = 0
 
-        def measure(self, subnet):
+        def measure_chunk(self, subnets):
             Flaky.calls += 1
             if Flaky.calls == 3:
                 raise KeyboardInterrupt
-            return super().measure(subnet)
+            return super().measure_chunk(subnets)
 
     configs = sample_configs(tiny_space, 5, seed=1)
     out = tmp_path / "lat.csv"
