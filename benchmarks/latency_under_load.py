@@ -20,6 +20,7 @@ Smoke test: ``--quick`` (12 configs, 3 repeats, loads 0 and 3). Resumable: ``--r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -58,7 +59,8 @@ def export_all(configs, settings, qkv_dim: int, cache: Path) -> list[str]:
     from hat.latency.backends.onnxruntime import export_subnet
     dirs = []
     for c in tqdm(configs, desc="export", unit="config"):
-        d = cache / f"{abs(hash(str(c.key()))) % 10**12:012d}_{settings.vocab_size}"
+        name = hashlib.sha1(f"{c.to_json()} {settings.vocab_size} {qkv_dim}".encode()).hexdigest()[:16]
+        d = cache / name
         if not (d / "meta.json").is_file():
             export_subnet(c, settings, qkv_dim, str(d))
         dirs.append(str(d))
@@ -177,12 +179,23 @@ def main() -> None:
     ap.add_argument("--cache-dir", default="/tmp/hat_latency_under_load")
     ap.add_argument("--out", default="benchmarks/results/latency_under_load.json")
     ap.add_argument("--resume", action="store_true", help="keep the passes already in --out")
+    ap.add_argument("--analyse-only", action="store_true", help="recompute the summary of --out (no measuring)")
     args = ap.parse_args()
     if args.quick:
         args.samples, args.repeats, args.warmup, args.loads, args.runs = 12, 3, 1, [0, 3], 1
         args.interleave = min(args.interleave, 4)
         if args.out == ap.get_default("out"):
             args.out = "benchmarks/results/latency_under_load_quick.json"
+
+    if args.analyse_only:
+        from hat.space import SubnetConfig, load_space
+        out = Path(args.out)
+        data = json.loads(out.read_text())
+        configs = [SubnetConfig.from_json(c) for c in data["configs"]]
+        data["summary"] = analyse(data, load_space(data["space"]), configs)
+        out.write_text(json.dumps(data))
+        print(table(data["summary"]))
+        return
 
     import onnxruntime
 
