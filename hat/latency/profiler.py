@@ -85,8 +85,9 @@ class DriftCheck:
         self.history.append(em + dm)
         return em + dm
 
-    def start(self) -> None:
-        if self.every > 0:
+    def start(self, n_pending: int) -> None:
+        """Measure the baseline, if ``n_pending`` configs will reach a check at all."""
+        if 0 < self.every < n_pending:
             self.baseline_ms = self._measure()
 
     def after(self, n_configs: int) -> None:
@@ -157,7 +158,7 @@ def profile(configs: Iterable[SubnetConfig], backend: Backend, out: str | os.Pat
             warn(report.message())
     was_busy = monitor is not None and report.busy
     drift = DriftCheck(backend, reference, warn)
-    drift.start()
+    drift.start(len(configs))
     appender = CsvAppender(out).open() if out is not None else None
     bar = None
     if progress:

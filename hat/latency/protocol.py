@@ -69,7 +69,7 @@ class ProfileSettings:
     timer: str = "wall"  # wall (perf_counter) | thread_cpu (thread_time: descheduled time not counted)
     estimator: str = "trimmed_mean"  # which statistic fills the latency columns: trimmed_mean | median | min
     interleave: int = 1  # configs measured together in rounds (1: one after another, as HAT)
-    drift_every: int = 0  # re-measure a reference config every this many configs (0: never)
+    drift_every: int = 50  # re-measure a reference config every this many configs (0: never)
     drift_tolerance: float = 0.05  # warn when the reference moved by more than this fraction
 
     def __post_init__(self):
