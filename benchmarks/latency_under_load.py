@@ -13,8 +13,10 @@ Full run (the lead runs it on a quiet machine; ~10-15 min on 2 cores)::
 
     PYTHONPATH=. python benchmarks/latency_under_load.py --out benchmarks/results/latency_under_load.json
 
-Smoke test: ``--quick`` (12 configs, 3 repeats, loads 0 and 3). Resumable: ``--resume`` keeps the passes already in
-``--out``; exported models are cached in ``--cache-dir``.
+Smoke test: ``--quick`` (12 configs, 3 repeats, loads 0 and 3). Without ``--resume`` a run starts afresh and
+overwrites ``--out``; ``--resume`` continues an interrupted run (keeps the passes already in ``--out``). Exported
+models are cached in ``--cache-dir``. ``--analyse-only`` recomputes the table; ``--compare A B`` compares two runs of
+the same configs (e.g. ``--interleave 1`` vs ``10``).
 """
 
 from __future__ import annotations
@@ -146,6 +148,33 @@ def analyse(data: dict, space, configs) -> list[dict]:
     return rows
 
 
+def compare(a_path: str, b_path: str) -> None:
+    a, b = json.loads(Path(a_path).read_text()), json.loads(Path(b_path).read_text())
+    n = min(a["samples"], b["samples"])
+    if a["configs"][:n] != b["configs"][:n]:
+        raise SystemExit("the two files measured different configs")
+    for est in ESTIMATORS:
+        runs = {}
+        for name, d in (("A", a), ("B", b)):
+            ps = sorted(d["passes"], key=lambda p: (p["load"], p["timer"], p["run"]))
+            runs[name] = [totals(p["rows"][:n], est, d["settings"]["trim"]) for p in ps]
+        line = {"estimator": est}
+        for r in range(min(len(runs["A"]), len(runs["B"]))):
+            line[f"median_ratio_B_over_A_run{r}"] = round(statistics.median(
+                x / y for x, y in zip(runs["B"][r], runs["A"][r])), 4)
+        for name in ("A", "B"):
+            if len(runs[name]) > 1:
+                line[f"cv_median_{name}"] = round(statistics.median(
+                    statistics.pstdev(v) / statistics.fmean(v) for v in zip(*runs[name])), 4)
+                line[f"dev_median_{name}"] = round(statistics.median(
+                    abs(x / y - 1) for x, y in zip(runs[name][1], runs[name][0])), 4)
+        print(json.dumps(line))
+    for name, d in (("A", a), ("B", b)):
+        for p in d["passes"]:
+            print(f"{name}: interleave {d['settings']['interleave']} run {p['run']} started {p['started']} "
+                  f"loadavg {p['loadavg_before'][0]:.1f} -> {p['loadavg_after'][0]:.1f}, {p['wall_s']:.0f} s")
+
+
 def table(rows) -> str:
     def f(x, spec=".1%"):
         return "-" if x is None else format(x, spec)
@@ -180,7 +209,13 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/latency_under_load.json")
     ap.add_argument("--resume", action="store_true", help="keep the passes already in --out")
     ap.add_argument("--analyse-only", action="store_true", help="recompute the summary of --out (no measuring)")
+    ap.add_argument("--compare", nargs=2, metavar=("A_JSON", "B_JSON"),
+                    help="compare two outputs of the same configs (e.g. --interleave 1 vs 10, idle, both with "
+                         "--runs 2): per-config latency ratio B/A per run, run-to-run CV and deviation of each")
     args = ap.parse_args()
+    if args.compare:
+        compare(*args.compare)
+        return
     if args.quick:
         args.samples, args.repeats, args.warmup, args.loads, args.runs = 12, 3, 1, [0, 3], 1
         args.interleave = min(args.interleave, 4)
