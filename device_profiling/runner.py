@@ -12,13 +12,20 @@ Usage::
 ``jobs.json``::
 
     {"settings": {"batch_size": 1, "src_len": 30, "tgt_len": 30, "beam": 5, "warmup": 5, "repeats": 20,
-                  "trim": 0.1, "seed": 0, "threads": 1, "vocab_size": 10000},
+                  "trim": 0.1, "seed": 0, "threads": 1, "vocab_size": 10000,
+                  "timer": "wall", "interleave": 1},
      "jobs": [{"id": "0", "dir": "cfg_0"}, ...]}           (dir relative to jobs.json)
 
-Output: one JSON object per line on stdout, flushed as each job finishes (so a dropped connection loses at most
-the job in flight)::
+``timer``: ``wall`` (``perf_counter_ns``) or ``thread_cpu`` (``thread_time_ns``: time descheduled by other jobs is not
+counted; needs ``threads: 1``, and a run whose other threads used > 10 % of the measuring thread's CPU time is
+refused). ``interleave``: jobs are measured in chunks of this many, each round timing every job of the chunk once
+(``timer`` and ``interleave`` default to ``wall`` and 1 when absent).
 
-    {"id": "0", "encoder_ms": [...], "decoder_ms": [...], "host": "...", "threads": 1, "runtime_version": "..."}
+Output: one JSON object per line on stdout, flushed as each chunk finishes (so a dropped connection loses at most
+the chunk in flight)::
+
+    {"id": "0", "encoder_ms": [...], "decoder_ms": [...], "host": "...", "threads": 1, "runtime_version": "...",
+     "timer": "wall"}
     {"id": "1", "error": "..."}
 """
 
@@ -99,27 +106,73 @@ class OrtSubnet:
         return outs["logits"]
 
 
+TIMERS = {"wall": time.perf_counter_ns, "thread_cpu": time.thread_time_ns}
+THREAD_CPU_MAX_OTHER = 0.10  # same as hat.latency.protocol
+
+
+class Loop:
+    """HAT's timed run of one exported SubTransformer: one encoder pass, then the incremental decoder loop."""
+
+    def __init__(self, model_dir, settings):
+        self.model = OrtSubnet(model_dir, settings["threads"])
+        vocab = int(self.model.meta["tgt_vocab_size"])
+        self.src = source_tokens(settings, int(self.model.meta["src_vocab_size"]))
+        self.tgt = target_tokens(settings, vocab)
+        self.beam = settings["beam"]
+        self.clock = TIMERS[settings.get("timer", "wall")]
+
+    def run_once(self):
+        """``(encoder_ms, decoder_ms)`` of one run."""
+        clock = self.clock
+        t0 = clock()
+        enc_out = self.model.encode(self.src)
+        t1 = clock()
+        # Beam expansion of the encoder output is decoder-side work (fairseq reorders encoder_out per beam).
+        feeds = self.model.init_state(enc_out, self.beam)
+        for step, tokens in enumerate(self.tgt):
+            self.model.step(feeds, tokens, step)
+        t3 = clock()
+        return (t1 - t0) / 1e6, (t3 - t1) / 1e6
+
+
+def check_timer(settings):
+    """Refuse thread_cpu where the thread clock would miss work (more than one intra-op thread)."""
+    timer = settings.get("timer", "wall")
+    if timer not in TIMERS:
+        raise ValueError(f"timer must be one of {', '.join(TIMERS)}, got {timer!r}")
+    if timer == "thread_cpu" and int(settings["threads"]) != 1:
+        raise ValueError(f"timer thread_cpu is invalid with {settings['threads']} intra-op threads (they compute on "
+                         f"worker threads); use timer wall or threads 1")
+
+
+def measure_many(model_dirs, settings):
+    """Time the exported SubTransformers in ``model_dirs`` together: ``warmup`` then ``repeats`` rounds, each running
+    every model once. Returns one ``(encoder_ms list, decoder_ms list)`` per model."""
+    check_timer(settings)
+    loops = [Loop(d, settings) for d in model_dirs]
+    enc = [[] for _ in loops]
+    dec = [[] for _ in loops]
+    thread_cpu = settings.get("timer", "wall") == "thread_cpu"
+    t0, p0 = time.thread_time_ns(), time.process_time_ns()
+    for r in range(settings["warmup"] + settings["repeats"]):
+        for i, loop in enumerate(loops):
+            e, d = loop.run_once()
+            if r >= settings["warmup"]:
+                enc[i].append(e)
+                dec[i].append(d)
+    if thread_cpu:
+        thread = time.thread_time_ns() - t0
+        other = time.process_time_ns() - p0 - thread
+        if thread > 0 and other > THREAD_CPU_MAX_OTHER * thread + 2_000_000:
+            raise RuntimeError(f"timer thread_cpu is invalid: other threads used {other / thread:.0%} of the "
+                               f"measuring thread's CPU time (the runtime computes off the calling thread); use "
+                               f"timer wall")
+    return list(zip(enc, dec))
+
+
 def measure(model_dir, settings):
-    """Time encoder and incremental decoder of one exported SubTransformer: lists of per-run milliseconds."""
-    model = OrtSubnet(model_dir, settings["threads"])
-    vocab = int(model.meta["tgt_vocab_size"])
-    src = source_tokens(settings, int(model.meta["src_vocab_size"]))
-    tgt = target_tokens(settings, vocab)
-    beam = settings["beam"]
-    enc_ms, dec_ms = [], []
-    for i in range(settings["warmup"] + settings["repeats"]):
-        t0 = time.perf_counter_ns()
-        enc_out = model.encode(src)
-        t1 = time.perf_counter_ns()
-        feeds = model.init_state(enc_out, beam)
-        for step, tokens in enumerate(tgt):
-            model.step(feeds, tokens, step)
-        t3 = time.perf_counter_ns()
-        if i >= settings["warmup"]:
-            enc_ms.append((t1 - t0) / 1e6)
-            # Beam expansion of the encoder output is decoder-side work (fairseq reorders encoder_out per beam).
-            dec_ms.append((t3 - t1) / 1e6)
-    return enc_ms, dec_ms
+    """Time one exported SubTransformer: ``(encoder_ms list, decoder_ms list)``."""
+    return measure_many([model_dir], settings)[0]
 
 
 def host_info():
@@ -146,14 +199,19 @@ def main(argv=None):
     base = os.path.dirname(os.path.abspath(argv[0]))
     settings = spec["settings"]
     host = host_info()
-    for job in spec["jobs"]:
+    jobs = spec["jobs"]
+    k = max(1, int(settings.get("interleave", 1)))
+    for i in range(0, len(jobs), k):
+        chunk = jobs[i:i + k]
         try:
-            enc_ms, dec_ms = measure(os.path.join(base, job["dir"]), settings)
-            out = {"id": job["id"], "encoder_ms": enc_ms, "decoder_ms": dec_ms, "host": host,
-                   "threads": settings["threads"], "runtime_version": f"onnxruntime {ort.__version__}"}
+            results = measure_many([os.path.join(base, job["dir"]) for job in chunk], settings)
+            outs = [{"id": job["id"], "encoder_ms": e, "decoder_ms": d, "host": host,
+                     "threads": settings["threads"], "runtime_version": f"onnxruntime {ort.__version__}",
+                     "timer": settings.get("timer", "wall")} for job, (e, d) in zip(chunk, results)]
         except Exception as e:  # report and go on: one bad model must not lose the rest of the batch
-            out = {"id": job["id"], "error": f"{type(e).__name__}: {e}"}
-        sys.stdout.write(json.dumps(out) + "\n")
+            outs = [{"id": job["id"], "error": f"{type(e).__name__}: {e}"} for job in chunk]
+        for out in outs:
+            sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Optional, Sequence
 
 from hat.cli.common import cli_main
@@ -45,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
         default = None if name == "threads" else defaults[name]
         g.add_argument("--" + name.replace("_", "-"), type=int, default=default,
                        help=f"{help_}" + (f" (default {default})" if default is not None else ""))
+    from hat.latency.protocol import ESTIMATORS, TIMERS
+    g.add_argument("--timer", choices=TIMERS, help="wall, or thread_cpu (CPU time of the measuring thread: time "
+                   "descheduled by other jobs is not counted; needs 1 thread, CPU) (default: the device's, else "
+                   f"{defaults['timer']})")
+    g.add_argument("--estimator", choices=ESTIMATORS, default=defaults["estimator"],
+                   help=f"statistic of the timed runs written to the latency columns (default {defaults['estimator']})")
+    g.add_argument("--interleave", type=int, default=defaults["interleave"],
+                   help=f"configs measured together in rounds (default {defaults['interleave']})")
+    g.add_argument("--drift-every", type=int, default=defaults["drift_every"],
+                   help=f"re-measure a reference config every N configs and warn if it moved > 5%% (0: off; "
+                   f"default {defaults['drift_every']})")
     return p
 
 
@@ -66,9 +78,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.threads < 1:
             raise HatError(f"--threads must be >= 1, got {args.threads}")
         device.threads = args.threads
+        if device.timer == "thread_cpu" and args.threads != 1 and args.timer is None:
+            device.timer = "wall"  # the device's thread_cpu default needs 1 thread; an explicit --timer is checked
+    if args.timer is not None:
+        device.timer = args.timer
     settings = ProfileSettings(src_len=args.src_len, tgt_len=args.tgt_len, beam=args.beam,
                                vocab_size=args.vocab_size, warmup=args.warmup, repeats=args.repeats,
-                               threads=device.threads)
+                               threads=device.threads, estimator=args.estimator, interleave=args.interleave,
+                               drift_every=args.drift_every)
     if args.config is not None:
         from hat.config import load_yaml
         meta = load_yaml(args.config)
@@ -90,11 +107,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if len(configs) < args.samples:
         print(f"{PROG}: space '{space.name}' has only {len(configs)} distinct configs reachable; measuring those")
     with get_backend(device, settings, space.qkv_dim, trust_on_first_use=args.trust_on_first_use) as backend:
-        records = profile(configs, backend, out=args.out, resume=args.resume, progress=True)
+        records = profile(configs, backend, out=args.out, resume=args.resume, progress=True, on_warning=_warn)
     skipped = len(configs) - len(records)
     print(f"measured {len(records)} SubTransformers on {device.name} ({device.runtime})"
           + (f", {skipped} already in {args.out}" if skipped else "") + f" -> {args.out}")
     return 0
+
+
+def _warn(msg: str) -> None:
+    print(f"{PROG}: warning: {msg}", file=sys.stderr, flush=True)
 
 
 def _profile_one(subnet, space, device, settings, args) -> int:
@@ -103,11 +124,12 @@ def _profile_one(subnet, space, device, settings, args) -> int:
     from hat.latency.profiler import profile
     from hat.nn import count_subnet_params
     with get_backend(device, settings, space.qkv_dim, trust_on_first_use=args.trust_on_first_use) as backend:
-        rec = profile([subnet], backend)[0]
+        rec = profile([subnet], backend, on_warning=_warn)[0]
     macs = subnet_macs(subnet, space.qkv_dim, settings.src_len, settings.tgt_len, settings.vocab_size,
                        rows=settings.batch_size * settings.beam)
     macs_hat = subnet_macs(subnet, space.qkv_dim, settings.src_len, settings.tgt_len)
-    print(f"device: {device.name} ({device.runtime}, {rec.threads} thread(s)); {rec.host}")
+    print(f"device: {device.name} ({device.runtime}, {rec.threads} thread(s), timer {rec.timer}, "
+          f"{rec.estimator}); {rec.host}")
     print(f"latency_encoder_ms: {rec.latency_mean_encoder:.3f} (std {rec.latency_std_encoder:.3f})")
     print(f"latency_decoder_ms: {rec.latency_mean_decoder:.3f} (std {rec.latency_std_decoder:.3f})")
     print(f"latency_total_ms: {rec.latency_ms:.3f}")

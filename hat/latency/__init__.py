@@ -1,10 +1,13 @@
 """Latency measurement (owner: latency). Kept import-light: submodules are imported where used.
 
 * :mod:`hat.latency.records`: the latency CSV (HAT's columns + provenance), ``CsvAppender``, ``read_latency_csv``;
-* :mod:`hat.latency.protocol`: ``ProfileSettings`` (HAT's timing protocol), trimmed stats, host info;
+* :mod:`hat.latency.protocol`: ``ProfileSettings`` (HAT's timing protocol + timer, estimator, interleave,
+  drift check), ``check_timer``, ``summarize``, host info;
 * :mod:`hat.latency.devices`: ``DeviceConfig`` / ``load_device`` (``configs/devices/*.yaml``);
 * :mod:`hat.latency.backends`: ``get_backend(device, settings, qkv_dim)`` -> eager / onnxruntime / tvm / debug
   (remote devices: :mod:`hat.latency.ssh`);
-* :mod:`hat.latency.profiler`: ``profile(configs, backend, out=...)``, ``sample_configs``;
+* :mod:`hat.latency.profiler`: ``profile(configs, backend, out=...)`` (interleaved chunks, drift and load
+  warnings), ``sample_configs``;
+* :mod:`hat.latency.load`: ``LoadMonitor`` (load average, other busy processes);
 * :mod:`hat.latency.flops`: analytic MACs / FLOPs of a SubnetConfig.
 """

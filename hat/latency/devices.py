@@ -8,6 +8,7 @@ remote board reached with paramiko; runtime ``onnxruntime`` only: the remote sid
     transport: ssh
     runtime: onnxruntime
     threads: 4
+    timer: wall    # thread_cpu needs threads: 1 (see hat.latency.protocol)
     ssh: {host: raspberrypi.local, user: pi, key_file: ~/.ssh/id_ed25519, known_hosts: ~/.ssh/known_hosts}
 
 ``predictor_only: true`` marks hardware known only from published measurements (HAT's Xeon and TITAN Xp): search
@@ -78,6 +79,7 @@ class DeviceConfig:
     transport: str = "local"  # local | ssh
     runtime: str = "onnxruntime"  # eager | onnxruntime | tvm | debug
     threads: int = 1  # intra-op threads pinned during measurement
+    timer: Optional[str] = None  # wall | thread_cpu; None: the profile settings' timer (see hat.latency.protocol)
     accelerator: str = "cpu"  # cpu | cuda (cuda: eager runtime, local only)
     # none | int8: int8 measures ONNX exports with dynamically quantized MatMul weights (hat-export --quantize int8)
     quantize: str = "none"
@@ -114,6 +116,9 @@ class DeviceConfig:
                                   f"'{self.runtime}'")
         if self.accelerator == "cuda" and (self.runtime != "eager" or self.transport != "local"):
             raise ConfigError(f"{where}: accelerator cuda needs transport local and runtime eager")
+        if self.timer is not None:
+            from hat.latency.protocol import check_timer
+            check_timer(self.timer, self.threads, self.accelerator, self.runtime, where)
 
     def path(self, p: str) -> str:
         """Expand ``~`` and resolve ``p`` relative to the device YAML's folder."""

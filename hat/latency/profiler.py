@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from typing import Callable, Iterable, Optional
 
 from hat.latency.backends.base import Backend, Measurement
@@ -51,20 +52,79 @@ def sample_configs(space: SearchSpace, n: int, seed: int = 0, widen: bool = True
 
 
 def make_record(subnet: SubnetConfig, m: Measurement, backend: Backend) -> LatencyRecord:
-    """A :class:`~hat.latency.records.LatencyRecord` from a measurement (trimmed stats, provenance)."""
-    em, dm, es, ds = m.stats(backend.settings.trim)
+    """A :class:`~hat.latency.records.LatencyRecord` from a measurement (the settings' estimator, provenance)."""
+    s = backend.settings
+    em, dm, es, ds = m.stats(s.trim, s.estimator)
     return LatencyRecord.from_subnet(subnet, em, dm, es, ds, runtime=backend.name, device=backend.device.name,
                                      host=m.host, threads=m.threads, timestamp=utc_timestamp(),
-                                     quantize=getattr(backend.device, "quantize", "none"))
+                                     quantize=getattr(backend.device, "quantize", "none"), timer=m.timer,
+                                     estimator=s.estimator)
+
+
+class DriftCheck:
+    """Re-measures a reference config every ``settings.drift_every`` configs; warns when it moved by more than
+    ``settings.drift_tolerance`` from its first measurement (thermal throttling, frequency scaling, a new
+    background job: every config measured since is suspect).
+
+    Args:
+        backend: the backend measuring the dataset.
+        reference: the reference SubTransformer (the profiler uses the first config of the full list, so a resumed
+            run uses the same one).
+        warn: called with one line per warning.
+    """
+
+    def __init__(self, backend: Backend, reference: SubnetConfig, warn: Callable[[str], None]):
+        self.backend, self.reference, self.warn = backend, reference, warn
+        self.every = backend.settings.drift_every
+        self.baseline_ms: Optional[float] = None
+        self.since = 0
+        self.history: list[float] = []  # reference latency (ms) at each check, baseline first
+
+    def _measure(self) -> float:
+        s = self.backend.settings
+        em, dm, _, _ = self.backend.measure(self.reference).stats(s.trim, s.estimator)
+        self.history.append(em + dm)
+        return em + dm
+
+    def start(self, n_pending: int) -> None:
+        """Measure the baseline, if ``n_pending`` configs will reach a check at all."""
+        if 0 < self.every < n_pending:
+            self.baseline_ms = self._measure()
+
+    def after(self, n_configs: int) -> None:
+        """Count ``n_configs`` newly measured configs; re-measure the reference when ``every`` were reached."""
+        if self.baseline_ms is None:
+            return
+        self.since += n_configs
+        if self.since < self.every:
+            return
+        self.since = 0
+        now = self._measure()
+        rel = now / self.baseline_ms - 1.0
+        if abs(rel) > self.backend.settings.drift_tolerance:
+            self.warn(f"latency drift: the reference config now measures {now:.3f} ms, {rel:+.1%} from "
+                      f"{self.baseline_ms:.3f} ms at the start (tolerance "
+                      f"{self.backend.settings.drift_tolerance:.0%}); configs measured since may be off")
+
+
+def _default_warn(msg: str) -> None:
+    warnings.warn(msg, LatencyWarning, stacklevel=3)
+
+
+class LatencyWarning(UserWarning):
+    """The measurement may be off: busy machine, drifting reference."""
 
 
 def profile(configs: Iterable[SubnetConfig], backend: Backend, out: str | os.PathLike | None = None,
             resume: bool = False, progress: bool = False,
-            on_record: Optional[Callable[[LatencyRecord], None]] = None) -> list[LatencyRecord]:
-    """Measure ``configs`` with ``backend``; each record is appended to ``out`` (flushed + fsync'd) as it finishes.
+            on_record: Optional[Callable[[LatencyRecord], None]] = None,
+            on_warning: Optional[Callable[[str], None]] = None, load_check: bool = True) -> list[LatencyRecord]:
+    """Measure ``configs`` with ``backend``; records are appended to ``out`` (flushed + fsync'd) as they finish.
 
-    An interruption (Ctrl-C, a device that stays unreachable) loses at most the record in flight; rerun with
-    ``resume=True`` to skip configs already in ``out``.
+    Configs are measured in chunks of ``settings.interleave`` (interleaved rounds, see
+    :mod:`hat.latency.backends.base`); a chunk's rows are written when the chunk completes. An interruption (Ctrl-C,
+    SIGKILL, a device that stays unreachable) loses at most the chunk in flight (a partial last line is dropped on
+    the next open); rerun with ``resume=True`` to measure exactly the configs not in ``out``.
 
     Args:
         configs: SubTransformers to measure.
@@ -73,26 +133,42 @@ def profile(configs: Iterable[SubnetConfig], backend: Backend, out: str | os.Pat
         resume: skip configs whose ``key()`` is already in ``out``.
         progress: show a tqdm bar on stderr.
         on_record: called with each record after it is written.
+        on_warning: called with one line per warning (busy machine, latency drift); default
+            ``warnings.warn(msg, LatencyWarning)``.
+        load_check: look at the load before profiling and after every chunk (local devices; a remote device's
+            load is not visible from here).
 
     Returns:
         The new records, in measurement order.
     """
     configs = list(configs)
+    warn = on_warning or _default_warn
+    reference = configs[0] if configs else None  # the full list's first: a resumed run checks the same one
     # Lock the file before reading what is done: a second writer stops here instead of measuring duplicates.
     appender = CsvAppender(out).open() if out is not None else None
-    if resume and out is not None:
-        try:
-            done = existing_keys(out, runtime=backend.name, device=backend.device.name)
-        except BaseException:
-            appender.close()
-            raise
-        configs = [c for c in configs if c.key() not in done]
     records: list[LatencyRecord] = []
     bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(configs), unit="config", desc=f"profile {backend.device.name}", dynamic_ncols=True)
     try:
+        if resume and out is not None:
+            done = existing_keys(out, runtime=backend.name, device=backend.device.name,
+                                 timer=backend.settings.timer)
+            configs = [c for c in configs if c.key() not in done]
+        if not configs:
+            return records
+        monitor = None
+        if load_check and backend.device.transport == "local" and backend.name != "debug":
+            from hat.latency.load import LoadMonitor
+            monitor = LoadMonitor()
+            report = monitor.sample(wait_s=0.5)
+            if report.busy:
+                warn(report.message())
+        was_busy = monitor is not None and report.busy
+        drift = DriftCheck(backend, reference, warn)
+        drift.start(len(configs))
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(configs), unit="config", desc=f"profile {backend.device.name}", dynamic_ncols=True)
+        chunk = max(1, backend.settings.interleave)
         for subnet, m in backend.measure_many(configs):
             rec = make_record(subnet, m, backend)
             if appender is not None:
@@ -103,6 +179,14 @@ def profile(configs: Iterable[SubnetConfig], backend: Backend, out: str | os.Pat
                 bar.set_postfix_str(f"{rec.latency_ms:.1f} ms")
             if on_record is not None:
                 on_record(rec)
+            if len(records) % chunk == 0 or len(records) == len(configs):
+                # A chunk is complete (its rows are written): look at the load and the drift before the next.
+                drift.after(len(records) % chunk or chunk)
+                if monitor is not None:
+                    report = monitor.sample()
+                    if report.busy and not was_busy:
+                        warn(report.message())
+                    was_busy = report.busy
     finally:
         if bar is not None:
             bar.close()

@@ -14,8 +14,23 @@ One measurement of a SubTransformer (HAT, Wang et al. 2020, Sec. 4 / their ``lat
 * ``time.perf_counter_ns`` on CPU; CUDA events + ``torch.cuda.synchronize`` on GPU;
 * intra-op threads pinned (``torch.set_num_threads`` / ORT ``intra_op_num_threads``) and recorded.
 
-``device_profiling/runner.py`` reimplements :func:`trimmed_stats` with the stdlib only (it runs on devices without
-hat); keep the two in step.
+Our additions for machines that are not idle (all recorded in the CSV's provenance columns):
+
+* ``timer``: ``wall`` (HAT's ``perf_counter``) or ``thread_cpu`` (``time.thread_time_ns``: CPU time of the calling
+  thread, so time spent descheduled by other jobs is not counted). ``thread_cpu`` is only valid where the runtime
+  computes on the calling thread: 1 intra-op thread and no inter-op pool, CPU only. Checked empirically for ONNX
+  Runtime (``intra_op_num_threads=1``, ``inter_op_num_threads=1``, sequential mode: its extra threads stay idle; thread
+  CPU = process CPU = wall time on an idle core) and PyTorch eager (``set_num_threads(1)``); with 2 intra-op threads
+  the thread clock misses half the work. :func:`check_timer` refuses the other cases, and every ``thread_cpu``
+  measurement also checks that the other threads of the process used < 10 % of the calling thread's CPU time;
+* ``estimator``: what fills the latency columns: ``trimmed_mean`` (HAT's), ``median`` or ``min`` (min-of-k);
+* ``interleave``: configs measured together in rounds (each round times every config of the chunk once), so load
+  bursts and drift spread over configs instead of landing on a few; rows are written when their chunk completes;
+* ``drift_every``: the profiler re-measures a reference config every this many configs and warns when it moved by
+  more than ``drift_tolerance``.
+
+``device_profiling/runner.py`` reimplements :func:`trimmed_stats`, the timers and the interleaved loop with the stdlib
+only (it runs on devices without hat); keep the two in step.
 """
 
 from __future__ import annotations
@@ -25,9 +40,16 @@ import os
 import platform
 import random
 import socket
+import statistics
 from dataclasses import dataclass
 
 from hat.errors import ConfigError
+
+TIMERS = ("wall", "thread_cpu")
+ESTIMATORS = ("trimmed_mean", "median", "min")
+# Largest share of the calling thread's CPU time that other threads of the process may use in a thread_cpu
+# measurement before it is refused (the runtime computed elsewhere, so the thread clock missed work).
+THREAD_CPU_MAX_OTHER = 0.10
 
 
 @dataclass
@@ -44,9 +66,21 @@ class ProfileSettings:
     trim: float = 0.1  # fraction dropped at each end (slowest and fastest) before mean/std
     seed: int = 0  # token RNG and random weights
     threads: int = 1  # intra-op threads (torch.set_num_threads / ORT intra_op_num_threads)
+    timer: str = "wall"  # wall (perf_counter) | thread_cpu (thread_time: descheduled time not counted)
+    estimator: str = "trimmed_mean"  # which statistic fills the latency columns: trimmed_mean | median | min
+    interleave: int = 1  # configs measured together in rounds (1: one after another, as HAT)
+    drift_every: int = 50  # re-measure a reference config every this many configs (0: never)
+    drift_tolerance: float = 0.05  # warn when the reference moved by more than this fraction
 
     def __post_init__(self):
-        for name in ("batch_size", "src_len", "tgt_len", "beam", "vocab_size", "repeats", "threads"):
+        if self.timer not in TIMERS:
+            raise ConfigError(f"profile settings: timer must be one of {', '.join(TIMERS)}, got '{self.timer}'")
+        if self.estimator not in ESTIMATORS:
+            raise ConfigError(f"profile settings: estimator must be one of {', '.join(ESTIMATORS)}, "
+                              f"got '{self.estimator}'")
+        if self.drift_every < 0 or self.drift_tolerance <= 0:
+            raise ConfigError("profile settings: drift_every must be >= 0 and drift_tolerance > 0")
+        for name in ("batch_size", "src_len", "tgt_len", "beam", "vocab_size", "repeats", "threads", "interleave"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"profile settings: {name} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0:
@@ -98,6 +132,45 @@ def trimmed_stats(samples_ms: list[float], trim: float = 0.1) -> tuple[float, fl
     mean = sum(xs) / len(xs)
     var = sum((x - mean) ** 2 for x in xs) / len(xs)
     return mean, var ** 0.5
+
+
+def summarize(samples_ms: list[float], estimator: str = "trimmed_mean", trim: float = 0.1) -> tuple[float, float]:
+    """``(latency, spread)`` in ms of one config's timed runs.
+
+    ``latency`` is the ``estimator`` (``trimmed_mean``: HAT's; ``median``; ``min``: min-of-k, the run least disturbed
+    by other work); ``spread`` is always the trimmed std (HAT's std column), whatever the estimator.
+    """
+    mean, std = trimmed_stats(samples_ms, trim)
+    if estimator == "trimmed_mean":
+        return mean, std
+    if estimator == "median":
+        return statistics.median(samples_ms), std
+    if estimator == "min":
+        return min(samples_ms), std
+    raise ConfigError(f"unknown estimator '{estimator}': expected one of {', '.join(ESTIMATORS)}")
+
+
+def check_timer(timer: str, threads: int, accelerator: str = "cpu", runtime: str = "onnxruntime",
+                where: str = "") -> None:
+    """Refuse ``timer: thread_cpu`` where the thread clock would miss work (see the module docstring).
+
+    Raises:
+        ConfigError: one line naming the reason.
+    """
+    if timer not in TIMERS:
+        raise ConfigError(f"{where or 'profile settings'}: timer must be one of {', '.join(TIMERS)}, got '{timer}'")
+    if timer != "thread_cpu":
+        return
+    why = ""
+    if accelerator != "cpu":
+        why = f"accelerator {accelerator} computes off the calling thread"
+    elif threads != 1:
+        why = f"{threads} intra-op threads compute on worker threads (thread_cpu needs threads: 1)"
+    elif runtime not in ("onnxruntime", "eager", "debug"):
+        why = f"runtime {runtime} is not verified to compute on the calling thread"
+    if why:
+        raise ConfigError(f"{where or 'profile settings'}: timer thread_cpu is invalid here: {why}; "
+                          f"use timer: wall")
 
 
 def cpu_model() -> str:

@@ -3,7 +3,9 @@
 The first 14 columns are exactly HAT's (the 10 :data:`hat.space.HAT_FEATURE_NAMES`, then
 ``latency_mean_encoder, latency_mean_decoder, latency_std_encoder, latency_std_decoder`` in ms), so HAT's files
 load unchanged and our files stay readable by HAT's tools. Ours add ``subnet`` (JSON of a SubnetConfig),
-``runtime``, ``device``, ``host``, ``threads``, ``timestamp``, ``quantize`` (``none``/``int8``).
+``runtime``, ``device``, ``host``, ``threads``, ``timestamp``, ``quantize`` (``none``/``int8``), ``timer`` (``wall`` |
+``thread_cpu``) and ``estimator`` (``trimmed_mean`` | ``median`` | ``min``: which statistic of the timed runs fills
+the latency mean columns; see :mod:`hat.latency.protocol`).
 
 Files are append-only logs: :class:`CsvAppender` flushes and fsyncs each row, and drops a truncated last line left
 by a writer killed mid-row, so measurement can resume (:func:`existing_keys`). One writer per file: the appender
@@ -35,9 +37,9 @@ from hat.space import HAT_FEATURE_NAMES, SubnetConfig
 
 LATENCY_COLUMNS = ("latency_mean_encoder", "latency_mean_decoder", "latency_std_encoder", "latency_std_decoder")
 HAT_COLUMNS = tuple(HAT_FEATURE_NAMES) + LATENCY_COLUMNS
-EXTRA_COLUMNS = ("subnet", "runtime", "device", "host", "threads", "timestamp", "quantize")
+EXTRA_COLUMNS = ("subnet", "runtime", "device", "host", "threads", "timestamp", "quantize", "timer", "estimator")
 CSV_COLUMNS = HAT_COLUMNS + EXTRA_COLUMNS
-TEXT_COLUMNS = ("runtime", "device", "host", "timestamp", "quantize")
+TEXT_COLUMNS = ("runtime", "device", "host", "timestamp", "quantize", "timer", "estimator")
 MAX_LATENCY_MS = 1e7  # ~3 hours for one sentence: anything above is a broken timer or a poisoned result
 FORMULA_LEADS = "=+-@"
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -91,6 +93,8 @@ class LatencyRecord:
     threads: int = 0  # intra-op threads (0 = unknown)
     timestamp: str = ""  # ISO 8601 UTC of the measurement
     quantize: str = ""  # weights as measured: none | int8 (device YAML `quantize`); "" = unknown (HAT files)
+    timer: str = ""  # wall | thread_cpu ("" = unknown, e.g. HAT's files)
+    estimator: str = ""  # statistic in the latency mean columns: trimmed_mean | median | min ("" = unknown)
 
     @property
     def latency_ms(self) -> float:
@@ -145,7 +149,8 @@ class LatencyRecord:
         out = [_fmt(getattr(self, c)) for c in HAT_COLUMNS]
         out += [self.subnet.to_json() if self.subnet is not None else "", escape_text(self.runtime),
                 escape_text(self.device), escape_text(self.host), str(int(self.threads)),
-                escape_text(self.timestamp), escape_text(self.quantize)]
+                escape_text(self.timestamp), escape_text(self.quantize), escape_text(self.timer),
+                escape_text(self.estimator)]
         return out
 
 

@@ -434,7 +434,8 @@ def measurement_from_result(res: dict, default_threads: int, where: str) -> Meas
     """A :class:`Measurement` from one result line of the remote runner, checked.
 
     Raises:
-        HatError: samples missing, empty, too many, or not finite positive numbers; threads not a positive integer.
+        HatError: samples missing, empty, too many, or not finite positive numbers; threads not a positive integer;
+            an unknown timer.
     """
     import math
     samples = {}
@@ -451,9 +452,13 @@ def measurement_from_result(res: dict, default_threads: int, where: str) -> Meas
     threads = res.get("threads", default_threads)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise HatError(f"{where}: result for config {res.get('id')}: threads {str(threads)[:40]!r} is not an integer")
+    timer = res.get("timer", "wall")
+    if timer not in ("wall", "thread_cpu"):
+        raise HatError(f"{where}: result for config {res.get('id')}: timer {str(timer)[:40]!r} is not wall or "
+                       f"thread_cpu")
     host, version = res.get("host", ""), res.get("runtime_version", "")
     return Measurement(samples["encoder_ms"], samples["decoder_ms"], host=str(host)[:500], threads=threads,
-                       runtime_version=str(version)[:200])
+                       runtime_version=str(version)[:200], timer=timer)
 
 
 def _parse_result(line: str) -> Optional[dict]:

@@ -30,8 +30,8 @@ from hat.train.evaluate import prepare_batches, valid_sums
 from hat.train.lr import build_schedule
 from hat.train.supernet_update import accumulate_gradients, stable_seed, subnet_rng, update_subnets
 
-__all__ = ["DistInfo", "JsonlLogger", "TensorBoardLogger", "TrainResult", "Trainer", "ensure_data",
-           "init_distributed", "stable_seed", "subnet_rng", "train"]
+__all__ = ["JsonlLogger", "TensorBoardLogger", "TrainResult", "Trainer", "ensure_data",
+           "stable_seed", "subnet_rng", "train"]
 
 
 # ----- logging -----

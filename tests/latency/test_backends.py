@@ -46,11 +46,11 @@ def test_interrupted_run_keeps_finished_records(tiny_space, tmp_path):
     class Flaky(DebugBackend):
         calls = 0
 
-        def measure(self, subnet):
+        def measure_chunk(self, subnets):
             Flaky.calls += 1
             if Flaky.calls == 3:
                 raise KeyboardInterrupt
-            return super().measure(subnet)
+            return super().measure_chunk(subnets)
 
     configs = sample_configs(tiny_space, 5, seed=1)
     out = tmp_path / "lat.csv"
@@ -135,3 +135,74 @@ def test_int8_device_measures_quantized_exports(tiny_space, tmp_path):
     assert read_latency_csv(out)[0].quantize == "int8"
     with pytest.raises(HatError, match="quantize"):
         DeviceConfig(name="bad", runtime="eager", quantize="int8")
+
+
+@pytest.mark.parametrize("device", ["cpu", "cpu_eager"])
+def test_thread_cpu_timer_recorded(device, tiny_space, tmp_path):
+    """ORT and eager with 1 thread compute on the calling thread: thread_cpu is accepted, used and recorded."""
+    import dataclasses
+    dev = dataclasses.replace(load_device(device), timer="thread_cpu")
+    settings = dataclasses.replace(FAST, estimator="median")
+    out = tmp_path / "lat.csv"
+    with get_backend(dev, settings, tiny_space.qkv_dim) as b:
+        assert b.settings.timer == "thread_cpu"
+        (rec,) = profile([tiny_space.smallest()], b, out=out, load_check=False)
+    (back,) = read_latency_csv(out)
+    assert (back.timer, back.estimator) == ("thread_cpu", "median") == (rec.timer, rec.estimator)
+    assert back.latency_mean_encoder > 0 and back.latency_mean_decoder > 0
+
+
+def test_device_timer_overrides_settings(tiny_space):
+    import dataclasses
+    settings = dataclasses.replace(FAST, timer="thread_cpu")
+    assert get_backend(DeviceConfig(name="w", runtime="eager", timer="wall"), settings, 128).settings.timer == "wall"
+    assert get_backend(DeviceConfig(name="u", runtime="eager"), settings, 128).settings.timer == "thread_cpu"
+
+
+@pytest.mark.parametrize("device", [DeviceConfig(name="t2", runtime="eager", threads=2),
+                                    DeviceConfig(name="t4", runtime="onnxruntime", threads=4),
+                                    DeviceConfig(name="g", runtime="eager", accelerator="cuda"),
+                                    DeviceConfig(name="tv", runtime="tvm")])
+def test_thread_cpu_refused_where_invalid(device):
+    import dataclasses
+    with pytest.raises(HatError, match=rf"device {device.name}: timer thread_cpu is invalid here"):
+        get_backend(device, dataclasses.replace(FAST, timer="thread_cpu"), 128)
+
+
+def test_thread_cpu_guard_catches_work_on_other_threads():
+    """The empirical check behind thread_cpu: work done by another thread during the measurement is refused."""
+    import threading
+    from hat.latency.backends.base import ThreadCpuGuard
+
+    def burn():
+        t = __import__("time").thread_time()
+        while __import__("time").thread_time() - t < 0.1:
+            pass
+
+    with ThreadCpuGuard("thread_cpu", "device x"):
+        burn()  # on the calling thread: fine
+    with pytest.raises(HatError, match="device x: timer thread_cpu is invalid: other threads"):
+        with ThreadCpuGuard("thread_cpu", "device x"):
+            th = threading.Thread(target=burn)
+            th.start()
+            th.join()
+    with ThreadCpuGuard("wall", "device x"):  # wall: not checked
+        th = threading.Thread(target=burn)
+        th.start()
+        th.join()
+
+
+def test_runner_refuses_thread_cpu_with_threads(tiny_space, tmp_path, monkeypatch):
+    """runner.py (torch-free) refuses thread_cpu with more than one intra-op thread, and its own guard refuses a
+    session that computes on worker threads (ORT forced to 2 intra-op threads behind the check's back)."""
+    from hat.latency.backends.onnxruntime import export_subnet, load_runner
+    runner = load_runner()
+    export_subnet(tiny_space.largest(), FAST, tiny_space.qkv_dim, tmp_path / "m")
+    settings = dict(FAST.to_json_dict(), threads=2, timer="thread_cpu")
+    with pytest.raises(ValueError, match="thread_cpu is invalid with 2 intra-op threads"):
+        runner.measure_many([str(tmp_path / "m")], settings)
+    enc, dec = runner.measure(str(tmp_path / "m"), dict(settings, threads=1))
+    assert len(enc) == len(dec) == FAST.repeats and min(enc) > 0
+    monkeypatch.setattr(runner, "check_timer", lambda settings: None)
+    with pytest.raises(RuntimeError, match="thread_cpu is invalid: other threads used"):
+        runner.measure_many([str(tmp_path / "m")], dict(settings, vocab_size=10000, src_len=30, tgt_len=30))

@@ -95,3 +95,22 @@ def test_sigkill_mid_run_leaves_valid_csv(tmp_path):
     recs = read_latency_csv(out)
     assert len(recs) == n + 1 and len({r.subnet.key() for r in recs}) == n + 1
     assert [r.device for r in recs[n:]] == ["cpu_eager"]
+
+
+@pytest.mark.parametrize("extra,expect", [(["--threads", "2", "--timer", "thread_cpu"], "2 intra-op threads"),
+                                          (["--device", "gpu", "--timer", "thread_cpu"], "accelerator cuda")])
+def test_thread_cpu_refused_one_line(tmp_path, capsys, tiny_space, extra, expect):
+    sub = tmp_path / "subnet.yaml"
+    tiny_space.smallest().save_yaml(sub)
+    args = ["--config", str(sub), "--device", "cpu", "--space", "multi30k_tiny"] + FAST + extra
+    err = _one_error_line(capsys, main(args))
+    assert "timer thread_cpu is invalid here" in err and expect in err
+
+
+def test_timer_and_estimator_recorded(tmp_path):
+    out = tmp_path / "lat.csv"
+    assert main(["--space", "multi30k_tiny", "--device", "cpu_eager", "--samples", "3", "--out", str(out),
+                 "--timer", "thread_cpu", "--estimator", "min", "--interleave", "2", "--drift-every", "2"]
+                + FAST) == 0
+    recs = read_latency_csv(out)
+    assert len(recs) == 3 and {(r.timer, r.estimator) for r in recs} == {("thread_cpu", "min")}

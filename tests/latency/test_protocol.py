@@ -86,3 +86,49 @@ def test_flops(tiny_space):
     assert subnet_macs(small, 128, vocab_size=1000).output == 30 * 96 * 1000
     assert subnet_macs(small, 128, rows=5).decoder == 5 * ms.decoder
     assert ms.flops == 2 * ms.total
+
+
+@pytest.mark.parametrize("timer,threads,accelerator,runtime,error", [
+    ("wall", 4, "cpu", "onnxruntime", None),
+    ("wall", 1, "cuda", "eager", None),
+    ("thread_cpu", 1, "cpu", "onnxruntime", None),
+    ("thread_cpu", 1, "cpu", "eager", None),
+    ("thread_cpu", 2, "cpu", "onnxruntime", "2 intra-op threads"),
+    ("thread_cpu", 4, "cpu", "eager", "4 intra-op threads"),
+    ("thread_cpu", 1, "cuda", "eager", "accelerator cuda"),
+    ("thread_cpu", 1, "cpu", "tvm", "runtime tvm is not verified"),
+    ("cpu_time", 1, "cpu", "eager", "timer must be one of"),
+])
+def test_check_timer(timer, threads, accelerator, runtime, error):
+    from hat.latency.protocol import check_timer
+    if error is None:
+        check_timer(timer, threads, accelerator, runtime)
+        return
+    with pytest.raises(ConfigError, match=error) as e:
+        check_timer(timer, threads, accelerator, runtime, "device d")
+    assert "\n" not in str(e.value) and str(e.value).startswith("device d")
+
+
+def test_device_yaml_timer(tmp_path):
+    p = tmp_path / "dev.yaml"
+    p.write_text("name: d\nruntime: onnxruntime\nthreads: 1\ntimer: thread_cpu\n")
+    assert load_device(p).timer == "thread_cpu"
+    p.write_text("name: d\nruntime: onnxruntime\nthreads: 4\ntimer: thread_cpu\n")
+    with pytest.raises(ConfigError, match="timer thread_cpu is invalid here: 4 intra-op threads"):
+        load_device(p)
+    p.write_text("name: d\ntransport: ssh\nthreads: 4\ntimer: thread_cpu\nssh: {host: h, user: u}\n")
+    with pytest.raises(ConfigError, match="thread_cpu"):
+        load_device(p)
+
+
+@pytest.mark.parametrize("estimator,expect", [("trimmed_mean", 2.75), ("median", 2.5), ("min", 1.0)])
+def test_summarize(estimator, expect):
+    from hat.latency.protocol import summarize
+    xs = [1.0, 2.0, 3.0, 5.0]
+    value, spread = summarize(xs, estimator, trim=0.0)
+    assert value == pytest.approx(expect)
+    assert spread == pytest.approx(trimmed_stats(xs, 0.0)[1])
+    with pytest.raises(ConfigError, match="estimator"):
+        ProfileSettings(estimator="mean")
+    with pytest.raises(ConfigError, match="timer"):
+        ProfileSettings(timer="cpu")

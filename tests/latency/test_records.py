@@ -90,7 +90,7 @@ def _csv(tmp_path, header, row):
     (HAT_COLUMNS, ["1"] * 10 + ["-1", "0.5", "0", "0"], "must not be negative"),
     (HAT_COLUMNS, ["1"] * 10 + ["0", "0", "0", "0"], "must be positive"),
     (HAT_COLUMNS, ["1"] * 10 + ["nan"] + ["1"] * 3, "finite"),
-    (CSV_COLUMNS, ["1"] * 14 + ["{bad json", "", "", "", "", "", ""], "row 2 column 'subnet'"),
+    (CSV_COLUMNS, ["1"] * 14 + ["{bad json"] + [""] * (len(CSV_COLUMNS) - 15), "row 2 column 'subnet'"),
 ])
 def test_bad_inputs(tmp_path, header, row, match):
     with pytest.raises(HatError, match=match):

@@ -126,3 +126,25 @@ def test_changed_host_key_refused(sshd, tiny_space, tmp_path):
     with get_backend(dev, SETTINGS, tiny_space.qkv_dim) as backend:
         with pytest.raises(HatError, match="does not match"):
             profile([tiny_space.smallest()], backend)
+
+
+def test_remote_runner_thread_cpu_interleaved(sshd, tiny_space, tmp_path):
+    """The uploaded runner.py honours timer thread_cpu and interleave; the CSV records the timer."""
+    import dataclasses
+    dev = load_device(sshd.device_yaml(tmp_path / "dev.yaml", batch_size=3))
+    settings = dataclasses.replace(SETTINGS, timer="thread_cpu", interleave=2, estimator="min")
+    configs = _tiny_configs(tiny_space, 3)
+    out = tmp_path / "lat.csv"
+    with get_backend(dev, settings, tiny_space.qkv_dim) as backend:
+        profile(configs, backend, out=out)
+    back = read_latency_csv(out)
+    assert [r.subnet for r in back] == configs
+    assert all(r.timer == "thread_cpu" and r.estimator == "min" and r.latency_mean_decoder > 0 for r in back)
+
+
+def test_remote_thread_cpu_refused_with_threads(tmp_path):
+    """A remote device with 4 threads cannot use thread_cpu: refused before connecting (no sshd needed)."""
+    (tmp_path / "dev.yaml").write_text("name: pi\ntransport: ssh\nthreads: 4\nssh: {host: h, user: u}\n")
+    import dataclasses
+    with pytest.raises(HatError, match="device pi: timer thread_cpu is invalid here: 4 intra-op threads"):
+        get_backend(load_device(tmp_path / "dev.yaml"), dataclasses.replace(SETTINGS, timer="thread_cpu"), 128)

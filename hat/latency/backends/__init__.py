@@ -34,19 +34,22 @@ def get_backend(device: DeviceConfig, settings: Optional[ProfileSettings] = None
     Args:
         device: a loaded device profile (:func:`hat.latency.devices.load_device`).
         settings: the measurement protocol (HAT's WMT defaults when None); its ``threads`` is overridden by the
-            device's.
+            device's, and its ``timer`` by the device's when the device YAML sets one.
         qkv_dim: the search space's q/k/v projection width.
         trust_on_first_use: ssh devices only: accept and save an unknown host key.
 
     Raises:
-        ConfigError: unknown runtime.
+        ConfigError: unknown runtime; ``timer: thread_cpu`` where the thread clock would miss work.
     """
     import dataclasses
     import importlib
     if device.predictor_only:
         raise ConfigError(f"device {device.name} is predictor-only ({device.description or 'published measurements'}"
                           f"): it cannot be profiled here; profile a device you have (e.g. --device cpu)")
-    settings = dataclasses.replace(settings or ProfileSettings(), threads=device.threads)
+    from hat.latency.protocol import check_timer
+    settings = settings or ProfileSettings()
+    settings = dataclasses.replace(settings, threads=device.threads, timer=device.timer or settings.timer)
+    check_timer(settings.timer, settings.threads, device.accelerator, device.runtime, f"device {device.name}")
     if device.transport == "ssh":
         from hat.latency.ssh import RemoteOnnxRuntimeBackend
         return RemoteOnnxRuntimeBackend(settings, device, qkv_dim, trust_on_first_use=trust_on_first_use)

@@ -1,12 +1,19 @@
-"""Backend base class and the measurement result type (nn-Meter style: one subclass per runtime)."""
+"""Backend base class and the measurement result type (nn-Meter style: one subclass per runtime).
+
+Configs are measured in chunks of ``settings.interleave``: every config of a chunk is prepared (model built /
+session loaded) once, then timed in rounds, each round running every config once (:meth:`Backend.measure_chunk`).
+A load burst or a slow drift then touches every config of the chunk a little instead of a few configs a lot.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
+from hat.errors import HatError
 from hat.latency.devices import DeviceConfig
-from hat.latency.protocol import ProfileSettings, trimmed_stats
+from hat.latency.protocol import THREAD_CPU_MAX_OTHER, ProfileSettings, summarize
 from hat.space import SubnetConfig
 
 
@@ -19,19 +26,65 @@ class Measurement:
     host: str  # hostname; CPU model; cores; python and runtime versions
     threads: int
     runtime_version: str = ""
+    timer: str = "wall"  # wall | thread_cpu
 
-    def stats(self, trim: float = 0.1) -> tuple[float, float, float, float]:
-        """``(encoder_mean, decoder_mean, encoder_std, decoder_std)`` in ms, trimmed (HAT's record order)."""
-        em, es = trimmed_stats(self.encoder_ms, trim)
-        dm, ds = trimmed_stats(self.decoder_ms, trim)
+    def stats(self, trim: float = 0.1, estimator: str = "trimmed_mean") -> tuple[float, float, float, float]:
+        """``(encoder, decoder, encoder_std, decoder_std)`` in ms (HAT's record order): the ``estimator`` of the
+        runs, and their trimmed std (see :func:`hat.latency.protocol.summarize`)."""
+        em, es = summarize(self.encoder_ms, estimator, trim)
+        dm, ds = summarize(self.decoder_ms, estimator, trim)
         return em, dm, es, ds
+
+
+def clock_ns(timer: str) -> Callable[[], int]:
+    """The clock of ``timer``: ``time.perf_counter_ns`` (wall) or ``time.thread_time_ns`` (thread_cpu)."""
+    return time.thread_time_ns if timer == "thread_cpu" else time.perf_counter_ns
+
+
+class ThreadCpuGuard:
+    """Checks that a ``thread_cpu`` measurement did its work on the calling thread.
+
+    Process CPU time minus this thread's CPU time is what other threads of the process used meanwhile; if it
+    exceeds :data:`~hat.latency.protocol.THREAD_CPU_MAX_OTHER` of the thread's time, the runtime computed on
+    other threads and the thread clock undercounted: the measurement is refused.
+    """
+
+    def __init__(self, timer: str, where: str):
+        self.active = timer == "thread_cpu"
+        self.where = where
+
+    def __enter__(self) -> "ThreadCpuGuard":
+        if self.active:
+            self.t0, self.p0 = time.thread_time_ns(), time.process_time_ns()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if not self.active or exc_type is not None:
+            return
+        thread = time.thread_time_ns() - self.t0
+        other = time.process_time_ns() - self.p0 - thread
+        if thread > 0 and other > THREAD_CPU_MAX_OTHER * thread + 2_000_000:
+            raise HatError(f"{self.where}: timer thread_cpu is invalid: other threads of the process used "
+                           f"{other / thread:.0%} of the measuring thread's CPU time (the runtime computes off the "
+                           f"calling thread); use timer: wall")
+
+
+class Prepared:
+    """One config ready to time: :meth:`run_once` returns ``(encoder_ms, decoder_ms)`` of one run."""
+
+    def run_once(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free the model / session."""
 
 
 class Backend:
     """Measures SubTransformers with one runtime, following :class:`~hat.latency.protocol.ProfileSettings`.
 
-    Subclasses implement :meth:`measure`; those that amortise set-up over many configs (remote devices) override
-    :meth:`measure_many`. Optional dependencies are imported in ``__init__``/``measure``, never at module import.
+    Subclasses implement :meth:`prepare` (and :meth:`runtime_info`), or override :meth:`measure_chunk` (ONNX Runtime
+    hands whole chunks to ``device_profiling/runner.py``) or :meth:`measure_many` (remote devices). Optional
+    dependencies are imported in ``__init__``/``prepare``, never at module import.
 
     Args:
         settings: the measurement protocol.
@@ -51,14 +104,49 @@ class Backend:
         """Intra-op threads: the device's pin."""
         return self.device.threads
 
-    def measure(self, subnet: SubnetConfig) -> Measurement:
-        """Time one SubTransformer."""
+    def prepare(self, subnet: SubnetConfig) -> Prepared:
+        """Build what times one run of ``subnet``."""
         raise NotImplementedError
 
+    def runtime_info(self) -> tuple[str, str]:
+        """``(host, runtime_version)`` recorded with each measurement."""
+        return "", ""
+
+    def measure(self, subnet: SubnetConfig) -> Measurement:
+        """Time one SubTransformer."""
+        return self.measure_chunk([subnet])[0]
+
+    def measure_chunk(self, subnets: list[SubnetConfig]) -> list[Measurement]:
+        """Time ``subnets`` together: ``warmup`` then ``repeats`` rounds, each running every config once."""
+        s = self.settings
+        prepared: list[Prepared] = []
+        try:
+            for sub in subnets:
+                prepared.append(self.prepare(sub))
+            enc = [[] for _ in prepared]
+            dec = [[] for _ in prepared]
+            with ThreadCpuGuard(s.timer, f"device {self.device.name}"):
+                for r in range(s.warmup + s.repeats):
+                    for i, p in enumerate(prepared):
+                        e, d = p.run_once()
+                        if r >= s.warmup:
+                            enc[i].append(e)
+                            dec[i].append(d)
+        finally:
+            for p in prepared:
+                p.close()
+        host, version = self.runtime_info()
+        return [Measurement(e, d, host=host, threads=self.threads, runtime_version=version, timer=s.timer)
+                for e, d in zip(enc, dec)]
+
     def measure_many(self, subnets: Iterable[SubnetConfig]) -> Iterator[tuple[SubnetConfig, Measurement]]:
-        """Yield ``(subnet, measurement)`` as each finishes (the caller records it before the next one starts)."""
-        for s in subnets:
-            yield s, self.measure(s)
+        """Yield ``(subnet, measurement)`` chunk by chunk (``settings.interleave`` configs measured together); the
+        caller records each before the next chunk starts."""
+        subnets = list(subnets)
+        k = max(1, self.settings.interleave)
+        for i in range(0, len(subnets), k):
+            chunk = subnets[i:i + k]
+            yield from zip(chunk, self.measure_chunk(chunk))
 
     def close(self) -> None:
         """Release sessions / connections."""

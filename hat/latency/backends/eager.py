@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from hat.errors import HatError
-from hat.latency.backends.base import Backend, Measurement
+from hat.latency.backends.base import Backend, Measurement, Prepared, clock_ns
 from hat.latency.protocol import ProfileSettings, host_info
 from hat.space import SubnetConfig
 
@@ -61,46 +59,68 @@ class EagerLoop:
         return logits
 
 
+class EagerPrepared(Prepared):
+    """One static model: a run is one encoder pass and the decoder loop, timed by ``timer`` (CUDA: events)."""
+
+    def __init__(self, loop: EagerLoop, cuda: bool, timer: str):
+        self.loop, self.cuda, self.clock = loop, cuda, clock_ns(timer)
+
+    def run_once(self) -> tuple[float, float]:
+        import torch
+        loop = self.loop
+        with torch.inference_mode():
+            if self.cuda:
+                e0, e1, e2 = (torch.cuda.Event(enable_timing=True) for _ in range(3))
+                torch.cuda.synchronize()
+                e0.record()
+                cross = loop.encode()
+                e1.record()
+                loop.decode(cross)
+                e2.record()
+                torch.cuda.synchronize()
+                return e0.elapsed_time(e1), e1.elapsed_time(e2)
+            t0 = self.clock()
+            cross = loop.encode()
+            t1 = self.clock()
+            loop.decode(cross)
+            t2 = self.clock()
+        return (t1 - t0) / 1e6, (t2 - t1) / 1e6
+
+    def close(self) -> None:
+        self.loop = None
+
+
 class EagerBackend(Backend):
-    """PyTorch eager on CPU (``perf_counter_ns``) or CUDA (events + synchronize); threads pinned per measurement."""
+    """PyTorch eager on CPU (``perf_counter_ns`` or ``thread_time_ns``) or CUDA (events + synchronize); threads
+    pinned while a chunk is measured."""
 
     name = "eager"
 
-    def measure(self, subnet: SubnetConfig) -> Measurement:
+    def _cuda(self) -> bool:
         import torch
         cuda = self.device.accelerator == "cuda"
         if cuda and not torch.cuda.is_available():
             raise HatError(f"device {self.device.name}: accelerator cuda requested but torch sees no CUDA GPU")
+        return cuda
+
+    def prepare(self, subnet: SubnetConfig) -> EagerPrepared:
+        cuda = self._cuda()
         s = self.settings
         loop = EagerLoop(build_static_model(subnet, s, self.qkv_dim), subnet, s, self.qkv_dim,
                          "cuda" if cuda else "cpu")
+        return EagerPrepared(loop, cuda, s.timer)
+
+    def runtime_info(self) -> tuple[str, str]:
+        import torch
+        version = f"torch {torch.__version__}" + (f"; {torch.cuda.get_device_name()}" if self._cuda() else "")
+        return host_info(version), version
+
+    def measure_chunk(self, subnets: list[SubnetConfig]) -> list[Measurement]:
+        import torch
+        self._cuda()
         prev_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
-        enc_ms, dec_ms = [], []
         try:
-            with torch.inference_mode():
-                for i in range(s.warmup + s.repeats):
-                    if cuda:
-                        e0, e1, e2 = (torch.cuda.Event(enable_timing=True) for _ in range(3))
-                        torch.cuda.synchronize()
-                        e0.record()
-                        cross = loop.encode()
-                        e1.record()
-                        loop.decode(cross)
-                        e2.record()
-                        torch.cuda.synchronize()
-                        te, td = e0.elapsed_time(e1), e1.elapsed_time(e2)
-                    else:
-                        t0 = time.perf_counter_ns()
-                        cross = loop.encode()
-                        t1 = time.perf_counter_ns()
-                        loop.decode(cross)
-                        t2 = time.perf_counter_ns()
-                        te, td = (t1 - t0) / 1e6, (t2 - t1) / 1e6
-                    if i >= s.warmup:
-                        enc_ms.append(te)
-                        dec_ms.append(td)
+            return super().measure_chunk(subnets)
         finally:
             torch.set_num_threads(prev_threads)
-        version = f"torch {torch.__version__}" + (f"; {torch.cuda.get_device_name()}" if cuda else "")
-        return Measurement(enc_ms, dec_ms, host=host_info(version), threads=self.threads, runtime_version=version)

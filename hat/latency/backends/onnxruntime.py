@@ -51,12 +51,22 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def measure(self, subnet: SubnetConfig) -> Measurement:
+    def measure_chunk(self, subnets: list[SubnetConfig]) -> list[Measurement]:
+        """Export every config of the chunk, then let the runner time them interleaved."""
         require("onnxruntime", "runtime onnxruntime")
         runner = load_runner()
         settings = dict(self.settings.to_json_dict(), threads=self.threads)
         with tempfile.TemporaryDirectory(prefix="hat_ort_") as d:
-            export_subnet(subnet, self.settings, self.qkv_dim, d, self.device.quantize)
-            enc_ms, dec_ms = runner.measure(d, settings)
-        return Measurement(enc_ms, dec_ms, host=runner.host_info(), threads=self.threads,
-                           runtime_version=f"onnxruntime {runner.ort.__version__}")
+            dirs = []
+            for i, subnet in enumerate(subnets):
+                dirs.append(str(Path(d) / f"cfg_{i}"))
+                export_subnet(subnet, self.settings, self.qkv_dim, dirs[-1], self.device.quantize)
+            try:
+                results = runner.measure_many(dirs, settings)
+            except (ValueError, RuntimeError) as e:
+                if "thread_cpu" in str(e):
+                    raise HatError(f"device {self.device.name}: {e}") from None
+                raise
+        version = f"onnxruntime {runner.ort.__version__}"
+        return [Measurement(e, dm, host=runner.host_info(), threads=self.threads, runtime_version=version,
+                            timer=self.settings.timer) for e, dm in results]

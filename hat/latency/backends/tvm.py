@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from hat.latency.backends.base import Backend, Measurement
+from hat.latency.backends.base import Backend, Prepared
 from hat.latency.protocol import host_info
 from hat.space import SubnetConfig
 
@@ -20,7 +20,13 @@ class TvmBackend(Backend):
 
     name = "tvm"
 
-    def measure(self, subnet: SubnetConfig) -> Measurement:
+    def runtime_info(self) -> tuple[str, str]:
+        from hat.export.tvm import import_tvm
+        tvm = import_tvm("runtime tvm")
+        version = f"tvm {tvm.__version__}"
+        return host_info(version), version
+
+    def prepare(self, subnet: SubnetConfig) -> Prepared:
         # TVM's thread pool reads this once, when it starts.
         os.environ.setdefault("TVM_NUM_THREADS", str(self.threads))
         from hat.export.tvm import import_tvm
@@ -60,19 +66,19 @@ class TvmBackend(Backend):
         steps = [arr(np.array(i, dtype=np.int64)) for i in range(s.tgt_len)]
         empty = [arr(np.zeros((rows, h, 0, self.qkv_dim // h), np.float32))
                  for h in subnet.decoder_self_attention_heads for _ in range(2)]
-        enc_ms, dec_ms = [], []
-        for i in range(s.warmup + s.repeats):
-            t0 = time.perf_counter_ns()
-            enc_out = enc_vm["main"](src_t)
-            t1 = time.perf_counter_ns()
-            feeds = [arr(np.repeat(o.numpy(), s.beam, axis=0)) for o in enc_out]
-            cache = empty
-            for tok, step in zip(tokens, steps):
-                out = dec_vm["main"](tok, step, *feeds, *cache)
-                cache = list(out)[1:]
-            t2 = time.perf_counter_ns()
-            if i >= s.warmup:
-                enc_ms.append((t1 - t0) / 1e6)
-                dec_ms.append((t2 - t1) / 1e6)
-        version = f"tvm {tvm.__version__}"
-        return Measurement(enc_ms, dec_ms, host=host_info(version), threads=self.threads, runtime_version=version)
+        beam = s.beam
+
+        class _TvmRun(Prepared):
+            def run_once(self) -> tuple[float, float]:
+                t0 = time.perf_counter_ns()
+                enc_out = enc_vm["main"](src_t)
+                t1 = time.perf_counter_ns()
+                feeds = [arr(np.repeat(o.numpy(), beam, axis=0)) for o in enc_out]
+                cache = empty
+                for tok, step in zip(tokens, steps):
+                    out = dec_vm["main"](tok, step, *feeds, *cache)
+                    cache = list(out)[1:]
+                t2 = time.perf_counter_ns()
+                return (t1 - t0) / 1e6, (t2 - t1) / 1e6
+
+        return _TvmRun()
