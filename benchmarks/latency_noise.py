@@ -32,7 +32,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--vocab-size", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--results", help="raw record path (default benchmarks/results/latency_noise_<space>_<config>.json)")
+    ap.add_argument("--results",
+                    help="raw record path (default benchmarks/results/latency_noise_<space>_<config>.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 

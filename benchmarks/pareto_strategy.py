@@ -46,8 +46,8 @@ def main(argv=None) -> int:
     separate = [pareto_search(space, toy_loss, toy_latency, [b], settings, random.Random(args.seed)) for b in budgets]
     rows.append(("separate", [r.results[0] for r in separate], sum(r.evaluations for r in separate)))
     for strategy in ("per_budget", "shared"):
-        r = pareto_search(space, toy_loss, toy_latency, budgets, dataclasses.replace(settings, pareto_strategy=strategy),
-                          random.Random(args.seed))
+        s = dataclasses.replace(settings, pareto_strategy=strategy)
+        r = pareto_search(space, toy_loss, toy_latency, budgets, s, random.Random(args.seed))
         rows.append((strategy, r.results, r.evaluations))
 
     print(f"space {space.name}, settings {args.settings}, seed {args.seed}; best loss per budget (tightest first)")

@@ -15,9 +15,10 @@ after each finished run.
 
 Choosing the subset size (``--choose-subset 50,100,150,300,500``) must use a seed and a budget that are NOT reported:
 it runs ours with the FULL validation set for ``--select-iterations`` iterations, takes the ``--select-configs``
-best distinct configs it scored (competitive configs, the ones whose order the search must get right), scores them on each subset and reports the
-Kendall tau against the full-set order; the rule, fixed before the run, is the smallest size with tau >=
-``--select-tau`` (else the largest size tried). Its record goes to ``benchmarks/results/search_efficiency_subset_choice.json``.
+best distinct configs it scored (competitive configs, the ones whose order the search must get right), scores them
+on each subset and reports the Kendall tau against the full-set order; the rule, fixed before the run, is the
+smallest size with tau >= ``--select-tau`` (else the largest size tried). Its record goes to
+``benchmarks/results/search_efficiency_subset_choice.json``.
 
 Usage::
 
@@ -224,7 +225,8 @@ def choose_subset(args) -> int:
         best_by_sub = min(range(len(pop)), key=lambda i: sub[i])
         samples.append({"valid_subset": n, "kendall_tau": tau, "seconds": time.perf_counter() - t1,
                         "regret_full_loss": full[best_by_sub] - min(full), "subset_losses": sub})
-        print(f"subset {n:5d}: Kendall tau {tau:.3f}, full-set regret of its best {samples[-1]['regret_full_loss']:.4f}",
+        print(f"subset {n:5d}: Kendall tau {tau:.3f}, full-set regret of its best "
+              f"{samples[-1]['regret_full_loss']:.4f}",
               flush=True)
         if chosen is None and tau >= args.select_tau:
             chosen = n
@@ -254,7 +256,8 @@ def main(argv=None) -> int:
     p.add_argument("--fast-config", default="fast")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work-dir", default="runs/search_eff/runs", help="per-run logs and results (resume)")
-    p.add_argument("--results", help="raw record path (default benchmarks/results/search_efficiency[_subset_choice].json)")
+    p.add_argument("--results",
+                   help="raw record path (default benchmarks/results/search_efficiency[_subset_choice].json)")
     p.add_argument("--choose-subset", metavar="SIZES", help="choose fast.yaml's valid_subset instead (see above)")
     p.add_argument("--seed", type=int, default=0, help="with --choose-subset: the selection seed (not reported)")
     p.add_argument("--select-iterations", type=int, default=5)
