@@ -74,8 +74,7 @@ _LOAD_AND_SCORE = """
         o = m(torch.from_numpy(z["src_tokens"]), torch.from_numpy(z["src_lengths"]),
               torch.from_numpy(z["prev_output_tokens"]))
         lp = m.get_normalized_probs(o, log_probs=True).numpy()
-    np.savez(out, log_probs=lp, src_dict=len(task.source_dictionary), tgt_dict=len(task.target_dictionary),
-             arch=cfg.model._name if hasattr(cfg.model, "_name") else str(cfg.model.arch))
+    np.savez(out, log_probs=lp, src_dict=len(task.source_dictionary), tgt_dict=len(task.target_dictionary))
 """
 
 
