@@ -14,16 +14,24 @@ Usage::
 
     python benchmarks/train_throughput.py [--data ../shared/fixtures/fairseq_multi30k_tiny/bin] [--space multi30k_tiny]
         [--batches 12] [--max-tokens 1024] [--threads 1]
+
+Raw record (every update's tokens and seconds): ``benchmarks/results/train_throughput.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.record import RunRecord  # noqa: E402
 
 from hat.resources import project_root
 from hat.train.config import TrainConfig
@@ -41,7 +49,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--results", help="raw record path (default benchmarks/results/train_throughput.json)")
     args = ap.parse_args()
+    rec = RunRecord("train_throughput", out=args.results)
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,11 +74,14 @@ def main() -> None:
         samples = [sup_l.train_data.batch(b) for b in batches]
         ntok = {k: 0 for k in trainers}
         secs = {k: 0.0 for k in trainers}
+        raw = []
         for i, s in enumerate(samples):
             for name, t in trainers.items():
                 t0 = time.perf_counter()
                 st = t.train_step([s])
                 dt = time.perf_counter() - t0
+                raw.append({"batch": i, "trainer": name, "warmup": i < args.warmup, "ntokens": st["ntokens"],
+                            "seconds": dt})
                 if i >= args.warmup:
                     ntok[name] += st["ntokens"]
                     secs[name] += dt
@@ -84,6 +97,9 @@ def main() -> None:
         print(f"{k:15s} {tps[k]:9.1f} target tokens/s  ({secs[k]:.1f} s)")
     print(f"ratio super_largest/static_largest = {tps['super_largest'] / tps['static_largest']:.3f} (goal >= 0.9)")
     print(f"ratio super_sampled/super_largest  = {tps['super_sampled'] / tps['super_largest']:.3f}")
+    summary = {"tokens_per_s": tps, "super_largest_over_static_largest": tps["super_largest"] / tps["static_largest"],
+               "super_sampled_over_super_largest": tps["super_sampled"] / tps["super_largest"]}
+    print(f"raw record: {rec.write(args=vars(args), samples=raw, summary=summary)}")
 
 
 if __name__ == "__main__":

@@ -33,8 +33,11 @@ def main(argv=None) -> int:
     p.add_argument("--backends", default="eager,onnx,tvm", help="comma list; tvm is skipped when not installed")
     p.add_argument("--max-sentences", type=int, default=0, help="translate only the first N (0 = all)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads for every backend")
-    p.add_argument("--json", help="also write the results here")
+    p.add_argument("--json", help="raw record path (default benchmarks/results/translate_backends.json)")
     args = p.parse_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.record import RunRecord
+    rec = RunRecord("translate_backends", out=args.json)
 
     os.environ.setdefault("TVM_NUM_THREADS", str(args.threads))
     import torch
@@ -103,9 +106,7 @@ def main(argv=None) -> int:
     for r in results:
         print(f"| {r['batch_size']} | {r['backend']} | {r['sentences_per_s']:.1f} | {r['ratio_vs_eager']:.2f} | "
               f"{r['agree_with_first'] * 100:.1f}% |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"results": results, "export_s": setup_s}, f, indent=1)
+    print(f"raw record: {rec.write(args=vars(args), samples=results, summary={'export_s': setup_s})}")
     return 0
 
 

@@ -70,3 +70,15 @@ def test_missing_data_dir_is_one_line_exit_2(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hat-quickstart: error:") and "\n" not in err
+
+
+def test_readme_command_offline_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    """The README's main command (``hat-quickstart --preset tiny``, no --data-dir) downloads Multi30k; offline it
+    stops with one line that names --data-dir, the offline variant."""
+    monkeypatch.setenv("HAT_MULTI30K_URL", "http://127.0.0.1:9/raw")  # nothing listens on the discard port
+    rc = quickstart.main(["--preset", "tiny", "--workdir", str(tmp_path / "w")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hat-quickstart: error: cannot download") and "\n" not in err
+    assert "--data-dir" in err
+    assert not list((tmp_path / "w" / "raw").glob("*.part"))  # no partial download left behind

@@ -102,12 +102,14 @@ def test_features_consistent_between_configs_and_hat_rows(wmt):
 def test_transfer_few_shot(shared_dir, xeon, wmt):
     rpi = read_latency_csv(shared_dir / "data" / "hat_latency" / "wmt14ende_cpu_raspberrypi_all.csv")
     src = fit_predictor(xeon, "xeon", wmt)
-    tr, _, te = split_indices(len(rpi), 0)
-    few = [rpi[i] for i in tr[:10]]
-    test = [rpi[i] for i in te]
-    t = fit_predictor(few, "rpi", wmt, init=src)
-    assert t.train["init_device"] == "xeon"
-    assert t.evaluate(test)["mape"] < 0.15
+    mapes = []
+    for seed in (0, 1, 2):  # the rows of docs/benchmarks.md's transfer table (xeon -> raspberrypi, k = 10)
+        tr, _, te = split_indices(len(rpi), seed)
+        t = fit_predictor([rpi[i] for i in tr[:10]], "rpi", wmt, init=src)
+        assert t.train["init_device"] == "xeon"
+        mapes.append(t.evaluate([rpi[i] for i in te])["mape"])
+    # Measured 0.0825 / 0.0591 / 0.0564, mean 0.066 (the reported number); bounds leave ~15-20 % of margin.
+    assert max(mapes) < 0.10 and sum(mapes) / 3 < 0.075, mapes
 
 
 def _tau_brute(x, y):

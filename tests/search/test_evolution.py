@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import random
 
@@ -84,7 +85,11 @@ def test_infeasible_budget_reports_fastest(tiny_space, small_settings):
         evolution_search(tiny_space, toy_loss, toy_latency, fastest - 0.5, s, random.Random(0))
     (lo, cfg_lo), (hi, cfg_hi) = latency_range(tiny_space, toy_latency, random.Random(0))
     assert lo == pytest.approx(fastest) and cfg_lo == tiny_space.smallest()
-    assert hi == pytest.approx(max(toy_latency([tiny_space.largest()])[0], hi)) and hi > lo
+    # toy_latency grows with every gene, so its maximum is the largest config with every decoder layer attending to
+    # the last 3 encoder layers (largest() has arbitrary_ende_attn -1): 31.036 ms, above largest()'s 28.036 ms.
+    slowest = dataclasses.replace(tiny_space.largest(), decoder_arbitrary_ende_attn=[2, 2, 2])
+    assert hi == pytest.approx(toy_latency([slowest])[0]) == pytest.approx(31.036)
+    assert cfg_hi == slowest
 
 
 class Interrupt(Exception):
@@ -132,7 +137,9 @@ def test_settings_files():
     for s in (hat, fast):
         assert (s.population_size, s.parent_size, s.mutation_size, s.crossover_size) == (125, 25, 50, 50)
         assert (s.mutation_prob, s.iterations) == (0.3, 30)
-    assert not hat.cache and hat.valid_subset is None and fast.cache
+    # HAT re-scores everything on the full set and keeps duplicates; ours caches, dedups and subsamples.
+    assert (hat.cache, hat.unique_population, hat.valid_subset) == (False, False, None)
+    assert (fast.cache, fast.unique_population) == (True, True) and fast.valid_subset is not None
 
 
 def test_settings_strict(tmp_path):

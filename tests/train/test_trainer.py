@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -27,10 +28,19 @@ def _log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_supernet_training_writes_loadable_checkpoints(task_yaml, tmp_path):
+def test_supernet_training_writes_loadable_checkpoints(task_yaml, make_task, tmp_path):
+    # The same model before any update (its own save dir): 9.51 nats, above ln(10,040) = 9.21 of a uniform guess.
+    untrained_cfg = load_train_config(make_task(save_dir=str(tmp_path / "untrained")))
+    t = Trainer(untrained_cfg, progress=False)
+    untrained = t.validate()["loss"]
+    t.close()
     cfg = load_train_config(task_yaml)
     res = train(cfg, progress=False)
-    assert res.update == 6 and res.valid_loss is not None and res.valid_loss < 9.5
+    # Measured (seed 1, 1 thread): 9.51 -> 9.10 after 6 updates, better than a uniform guess; seeds 2 and 3 gain
+    # 0.24 and 0.36. A model that did not learn fails both bounds.
+    assert res.update == 6 and res.valid_loss is not None
+    assert res.valid_loss < untrained - 0.2, (untrained, res.valid_loss)
+    assert res.valid_loss < math.log(10040), res.valid_loss
     save = Path(cfg.save_dir)
     names = sorted(p.name for p in save.glob("*.pt"))
     # keep_last 2 update checkpoints (2 and 4 pruned or kept), last and best
