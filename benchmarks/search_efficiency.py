@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     import torch
     torch.set_num_threads(args.threads)
-    from hat.cli.common import parse_latency_ms
+    from hat.units import parse_latency_ms
     from hat.data import infer_langs, load_split
     from hat.predictor import load_predictor
     from hat.search import FitnessCache, evolution_search, load_settings
