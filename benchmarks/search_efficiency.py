@@ -70,7 +70,7 @@ class Bench:
     def __init__(self, args):
         import torch
         torch.set_num_threads(args.threads)
-        from hat.cli.common import parse_latency_ms
+        from hat.units import parse_latency_ms
         from hat.data import infer_langs, load_split
         from hat.predictor import load_predictor
         from hat.search.scoring import make_predictor_latency_fn

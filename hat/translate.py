@@ -1,13 +1,15 @@
-"""Load any translation checkpoint (hat or fairseq) as an eval-mode model ready for decoding (PyTorch side).
+"""Load any translation checkpoint (hat or fairseq) as an eval-mode model and translate with it (PyTorch side).
 
-Used by ``hat-translate --checkpoint``, ``hat-export`` and the benchmarks; the torch-free side is
+Used by ``hat-translate --checkpoint``, ``hat-export``, the quickstart and the benchmarks; the torch-free side is
 :mod:`hat.runtime` (``hat-translate --onnx``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 from hat.errors import HatError
 
@@ -41,3 +43,112 @@ def load_any_model(path: str | os.PathLike, subnet_path: Optional[str | os.PathL
             raise HatError(f"{path} holds a static Transformer of another architecture than --subnet {subnet_path}; "
                            f"--subnet selects a SubTransformer of SuperTransformer checkpoints only")
     return model.eval()
+
+
+@dataclass
+class Translations:
+    """What :func:`translate_checkpoint` decoded, in dataset-id (or input-line) order.
+
+    Attributes:
+        hyps: detokenized hypotheses (subwords undone).
+        refs: the split's references, post-processed as the hypotheses (None: raw input, or no target side).
+        best: the best :class:`hat.generate.Hypothesis` of each sentence (tokens, scores).
+        sources: the source token ids.
+        codec: the :class:`hat.runtime.text.TextCodec` that encoded and decoded them.
+        seconds: decoding wall time.
+    """
+
+    hyps: list[str]
+    refs: Optional[list[str]]
+    best: list
+    sources: list
+    codec: object
+    seconds: float
+
+
+def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, *, subset: str = "test",
+                         subnet: Optional[str | os.PathLike] = None, input_lines: Optional[Sequence[str]] = None,
+                         source_lang: Optional[str] = None, target_lang: Optional[str] = None, beam: int = 5,
+                         lenpen: float = 1.0, max_len_a: float = 0.0, max_len_b: int = 200, min_len: int = 1,
+                         unk_penalty: float = 0.0, batch_size: int = 16, max_sentences: int = 0,
+                         bpe: Optional[str] = None, spm_model: Optional[str] = None, threads: int = 0
+                         ) -> Translations:
+    """Beam-search translation of a binarized split (or of raw ``input_lines``) with a checkpoint.
+
+    Args:
+        checkpoint: hat or fairseq checkpoint (:func:`load_any_model`).
+        data: binarized data dir (``dict.*.txt``, the split's ``.bin``/``.idx``, ``spm.model`` if any).
+        subset: split to translate when ``input_lines`` is None.
+        subnet: subnet YAML (required for a SuperTransformer checkpoint).
+        input_lines: raw source sentences to translate instead of ``subset``.
+        source_lang: source language (default: inferred from ``data``).
+        target_lang: target language (default: inferred).
+        beam: beam size (1 = greedy).
+        lenpen: length penalty.
+        max_len_a: max length = ``max_len_a`` * source length + ``max_len_b``.
+        max_len_b: see ``max_len_a``.
+        min_len: minimum hypothesis length.
+        unk_penalty: penalty added to the unknown token's score.
+        batch_size: sentences per batch.
+        max_sentences: translate only the first N sentences (0 = all).
+        bpe: ``none`` or ``sentencepiece`` (default: sentencepiece when ``data`` has ``spm.model``).
+        spm_model: sentencepiece model (default: ``data/spm.model``).
+        threads: torch intra-op threads (0 = leave as is).
+
+    Raises:
+        HatError: missing data dir, dictionaries that do not fit the model, no sentencepiece model for ``bpe``.
+    """
+    import torch
+
+    from hat.data import Dictionary, MMapIndexedDataset, infer_langs
+    from hat.data.langs import infer_langs_any_split
+    from hat.generate import SequenceGenerator, translate_dataset
+    from hat.runtime.text import TextCodec
+
+    if threads:
+        torch.set_num_threads(threads)
+    if not os.path.isdir(data):
+        raise HatError(f"{data}: no such data directory")
+    # Raw input needs only the pair: any split's file names tell it (the --subset default need not exist).
+    src, tgt = infer_langs(data, subset, source_lang, target_lang) if input_lines is None else \
+        infer_langs_any_split(data, subset, source_lang, target_lang)
+    src_dict = Dictionary.load(os.path.join(data, f"dict.{src}.txt"))
+    tgt_dict = Dictionary.load(os.path.join(data, f"dict.{tgt}.txt"))
+    if bpe == "none":
+        spm_model = None
+    elif spm_model is None and os.path.isfile(os.path.join(data, "spm.model")):
+        spm_model = os.path.join(data, "spm.model")
+    elif bpe == "sentencepiece" and spm_model is None:
+        raise HatError(f"--bpe sentencepiece needs --spm-model (no spm.model in {data})")
+    codec = TextCodec(src_dict, tgt_dict, spm_model)
+
+    model = load_any_model(checkpoint, subnet)
+    vocab = getattr(getattr(model, "cfg", None), "tgt_vocab_size", len(tgt_dict))
+    if vocab != len(tgt_dict):
+        raise HatError(f"model target vocabulary has {vocab} entries but {data}/dict.{tgt}.txt has "
+                       f"{len(tgt_dict)}: wrong --data for this checkpoint?")
+    gen = SequenceGenerator(model, beam_size=beam, max_len_a=max_len_a, max_len_b=max_len_b,
+                            min_len=min_len, lenpen=lenpen, unk_penalty=unk_penalty,
+                            pad=tgt_dict.pad(), eos=tgt_dict.eos(), unk=tgt_dict.unk())
+
+    refs: Optional[list[str]] = None
+    tgt_sizes = None
+    if input_lines is not None:
+        sources = [codec.encode_source(line) for line in input_lines]
+    else:
+        prefix = os.path.join(data, f"{subset}.{src}-{tgt}.")
+        src_ds = MMapIndexedDataset(prefix + src)
+        sources = [src_ds[i] for i in range(len(src_ds))]
+        if MMapIndexedDataset.exists(prefix + tgt):
+            tgt_ds = MMapIndexedDataset(prefix + tgt)
+            tgt_sizes = tgt_ds.sizes
+            refs = [codec.decode_target(tgt_ds[i], escape_unk=True) for i in range(len(tgt_ds))]
+    if max_sentences > 0:
+        sources = sources[:max_sentences]
+        refs = refs[:max_sentences] if refs is not None else None
+        tgt_sizes = tgt_sizes[:max_sentences] if tgt_sizes is not None else None
+    t0 = time.perf_counter()
+    best = translate_dataset(gen, sources, batch_size=batch_size, tgt_sizes=tgt_sizes, pad=src_dict.pad())
+    seconds = time.perf_counter() - t0
+    return Translations(hyps=[codec.decode_target(h.tokens) for h in best], refs=refs, best=best, sources=sources,
+                        codec=codec, seconds=seconds)

@@ -36,13 +36,24 @@ import sys
 import time
 from pathlib import Path
 
-from hat.cli import quickstart as qs
+from hat import quickstart as qs
 from hat.space import SubnetConfig, load_space
 
 SPACE = "multi30k_cpu"
 TASK = "multi30k_de_en"
 ROOT = Path(__file__).resolve().parent.parent
 
+
+
+def _call(prog: str, main, argv: list) -> None:
+    """Run a hat CLI's ``main`` in-process; a non-zero exit stops the run with a one-line error.
+
+    A bridge: the stages below still build CLI argument lists (see tests/test_structure.py ALLOWED); the quickstart's
+    equivalents in :mod:`hat.quickstart` call the library."""
+    from hat.errors import HatError
+    rc = main([str(a) for a in argv])
+    if rc:
+        raise HatError(f"stage '{prog}' failed (exit {rc}): {prog} {' '.join(map(str, argv))}")
 
 def layer_scaled(space, enc: int, dec: int) -> SubnetConfig:
     """The largest width with ``enc`` encoder and ``dec`` decoder layers."""
@@ -137,7 +148,7 @@ class Repro:
 
         def run():
             t0 = time.process_time()
-            qs._call("hat-train", train.main, self.train_argv(out, self.a.updates, seed, ["--subnet", subnet_yaml]))
+            _call("hat-train", train.main, self.train_argv(out, self.a.updates, seed, ["--subnet", subnet_yaml]))
             valid = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
             valid = [r for r in valid if r.get("type") == "valid"]
             bleu = self.bleu(out / "checkpoint_best.pt", out)
@@ -163,7 +174,7 @@ class Repro:
                 "--reference-output", ref, "--quiet"]
         if self.a.test_sentences:
             argv += ["--max-sentences", self.a.test_sentences]
-        qs._call("hat-translate", translate.main, argv)
+        _call("hat-translate", translate.main, argv)
         hyps, refs = read_lines(hyp), read_lines(ref)
         sacre, _, signature = sacrebleu_corpus(hyps, refs)
         return {"sacrebleu": round(sacre, 2), "signature": signature,
@@ -176,7 +187,7 @@ class Repro:
         argv = ["--src", "de", "--tgt", "en", "--trainpref", raw["train"], "--validpref", raw["val"],
                 "--testpref", raw["test_2016_flickr"], "--destdir", self.data, "--bpe-vocab", self.a.bpe_vocab,
                 "--threads", 1, "-q"]
-        qs._call("hat-preprocess", preprocess.main, argv)
+        _call("hat-preprocess", preprocess.main, argv)
         return {"data_bin": str(self.data)}
 
     def calibrate(self) -> dict:
@@ -224,7 +235,7 @@ class Repro:
 
         def run():
             t0 = time.process_time()
-            qs._call("hat-train", train.main, self.train_argv(out, updates, 1, extra))
+            _call("hat-train", train.main, self.train_argv(out, updates, 1, extra))
             return {"checkpoint": str(out / "checkpoint_last.pt"), "updates": updates,
                     "cpu_seconds_this_sitting": round(time.process_time() - t0, 1)}
         return self.pl.stage(f"supernet_{method}", run)
@@ -244,12 +255,12 @@ class Repro:
         from dataclasses import asdict
         vocab = len(Dictionary.load(self.data / "dict.en.txt"))
         csv = self.w / "latency_cpu.csv"
-        self.pl.stage("profile", lambda: qs._call("hat-profile", profile.main, [
+        self.pl.stage("profile", lambda: _call("hat-profile", profile.main, [
             "--space", SPACE, "--device", "cpu", "--samples", self.a.profile_samples, "--out", csv, "--resume",
             "--widen", "--repeats", self.a.profile_repeats, "--vocab-size", vocab, "--threads", 1])
             or {"csv": str(csv), "loadavg_after": os.getloadavg()})
         pred = self.w / "predictor_cpu.pt"
-        self.pl.stage("predictor", lambda: qs._call("hat-predictor", predictor.main, [
+        self.pl.stage("predictor", lambda: _call("hat-predictor", predictor.main, [
             "fit", "--data", csv, "--device", "cpu", "--space", SPACE, "--out", pred]) or {"predictor": str(pred)})
 
         def budgets():
@@ -273,9 +284,9 @@ class Repro:
                     "--no-progress"]
             if (sdir / "search_log.jsonl").is_file():
                 argv.append("--resume")
-            qs._call("hat-search", search.main, argv)
+            _call("hat-search", search.main, argv)
             return {"supernet": supernet_ckpt, "budgets_ms": b,
-                    "subnets": {str(x): str(qs._subnet_file(sdir, x)) for x in b}}
+                    "subnets": {str(x): str(qs.subnet_file(sdir, x)) for x in b}}
         return self.pl.stage("search", run)
 
     def models(self) -> dict[str, tuple[str, float | None, Path]]:

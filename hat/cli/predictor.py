@@ -23,7 +23,6 @@ from typing import Optional, Sequence
 
 from hat.cli.common import cli_main
 from hat.errors import HatError
-from hat.io import atomic_write_json
 
 PROG = "hat-predictor"
 
@@ -65,31 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _read(paths: Sequence[str]):
-    from hat.latency.records import read_latency_csv
-    recs = []
-    for p in paths:
-        recs.extend(read_latency_csv(p))
-    return recs
-
-
 def _default_space(paths: Sequence[str]) -> str:
     return "iwslt14_space1" if any("iwslt" in Path(p).name.lower() for p in paths) else "wmt14_space0"
-
-
-def _write_json(path: str, data: dict) -> None:
-    atomic_write_json(path, data)
 
 
 def _fit(args) -> int:
     import torch
     torch.set_num_threads(1)
     from hat.predictor import fit_predictor, load_predictor
-    from hat.predictor.plots import plot_scatter
+    from hat.predictor.evaluate import read_latency_csvs, write_cv_report
     from hat.predictor.registry import provenance_of, register_predictor
     from hat.space import load_space
     from hat.latency.records import dedupe_records
-    recs = _read(args.data)
+    recs = read_latency_csvs(args.data)
     deduped, n_dup = dedupe_records(recs)
     if n_dup and args.dedupe:
         print(f"{PROG}: averaged {n_dup} duplicate row(s) of already-measured SubTransformers "
@@ -119,14 +106,8 @@ def _fit(args) -> int:
               f"acc10 {m['acc10']:.3f} kendall_tau {m['kendall_tau']:.3f}")
     else:
         print(f"{head}; too few rows (or --cv 0) for held-out metrics: none reported")
-    if args.report:
-        _write_json(args.report, {"metrics_split": pred.metrics_split, **(m or {}), "predictor": str(args.out),
-                                  "device": pred.device, "space": pred.space_name, "model": pred.model_kind,
-                                  "features": pred.feature_kind, "data": [str(d) for d in args.data],
-                                  "cv": pred.cv})
-    if args.plot and pred.cv:
-        plot_scatter(pred.cv["measured_ms"], pred.cv["predicted_ms"], args.plot,
-                     f"{pred.device}, {pred.metrics_split}: MAPE {m['mape']:.3f}, tau {m['kendall_tau']:.3f}")
+    if args.report or args.plot:
+        write_cv_report(pred, args.out, args.data, report=args.report, plot=args.plot)
     if args.register:
         register_predictor(args.index, args.out, pred, args.data, provenance)
         print(f"registered in {args.index}")
@@ -134,19 +115,8 @@ def _fit(args) -> int:
 
 
 def _eval(args) -> int:
-    import numpy as np
-    from hat.predictor import load_predictor, regression_metrics
-    pred = load_predictor(args.predictor)
-    recs = _read(args.data)
-    p = pred.predict_records(recs)
-    y = np.array([r.latency_ms for r in recs])
-    m = regression_metrics(p, y)
-    report = {**m, "predictor": str(args.predictor), "device": pred.device, "space": pred.space_name,
-              "model": pred.model_kind, "features": pred.feature_kind, "data": [str(d) for d in args.data]}
-    _write_json(args.report, report)
-    if args.plot:
-        from hat.predictor.plots import plot_scatter
-        plot_scatter(y, p, args.plot, f"{pred.device}: MAPE {m['mape']:.3f}, tau {m['kendall_tau']:.3f}")
+    from hat.predictor.evaluate import evaluate_predictor
+    m = evaluate_predictor(args.predictor, args.data, args.report, args.plot)
     print(f"{args.predictor} on {', '.join(args.data)}: n {m['n']} rmse {m['rmse_ms']:.2f} ms mape {m['mape']:.4f} "
           f"acc10 {m['acc10']:.3f} kendall_tau {m['kendall_tau']:.3f}")
     return 0

@@ -20,7 +20,6 @@ from hat.cli.common import cli_main
 from hat.errors import ConfigError, HatError
 
 PROG = "hat-profile"
-MAX_SAMPLES = 100_000  # configs are sampled up front; a typo like 100000000 would eat memory before measuring any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +67,6 @@ def _settings_defaults() -> dict:
 @cli_main(PROG)
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from hat.latency.backends import get_backend
     from hat.latency.devices import load_device
     from hat.latency.protocol import ProfileSettings
     from hat.space import SubnetConfig, load_space
@@ -98,16 +96,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _profile_one(subnet, space, device, settings, args)
     if args.space is None or args.out is None:
         raise HatError("--samples needs --space and --out")
-    if not 1 <= args.samples <= MAX_SAMPLES:
-        raise HatError(f"--samples must be between 1 and {MAX_SAMPLES:,}, got {args.samples:,} (HAT's predictors "
-                       f"use 2,000; run several --resume'd batches with other --seed values for more)")
     space = load_space(args.space)
-    from hat.latency.profiler import profile, sample_configs
-    configs = sample_configs(space, args.samples, seed=args.seed, widen=args.widen)
-    if len(configs) < args.samples:
-        print(f"{PROG}: space '{space.name}' has only {len(configs)} distinct configs reachable; measuring those")
-    with get_backend(device, settings, space.qkv_dim, trust_on_first_use=args.trust_on_first_use) as backend:
-        records = profile(configs, backend, out=args.out, resume=args.resume, progress=True, on_warning=_warn)
+    from hat.latency.profiler import profile_dataset
+    configs, records = profile_dataset(space, device, settings, args.samples, args.out, seed=args.seed,
+                                       widen=args.widen, resume=args.resume,
+                                       trust_on_first_use=args.trust_on_first_use, on_warning=_warn)
     skipped = len(configs) - len(records)
     print(f"measured {len(records)} SubTransformers on {device.name} ({device.runtime})"
           + (f", {skipped} already in {args.out}" if skipped else "") + f" -> {args.out}")

@@ -88,69 +88,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _translate_onnx(args)
     if not args.data:
         raise HatError("--checkpoint needs --data (the binarized data directory with its dictionaries)")
-    import torch
-
-    from hat.data import Dictionary, MMapIndexedDataset, infer_langs
-    from hat.data.langs import infer_langs_any_split
-    from hat.generate import SequenceGenerator, translate_dataset
-    from hat.runtime.text import TextCodec
     from hat.score import sacrebleu_corpus, tokenized_bleu
-    from hat.translate import load_any_model
+    from hat.translate import translate_checkpoint
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not os.path.isdir(args.data):
-        raise HatError(f"{args.data}: no such data directory")
-    # Raw input needs only the pair: any split's file names tell it (the --subset default need not exist).
-    src, tgt = infer_langs(args.data, args.subset, args.source_lang, args.target_lang) if args.input is None else \
-        infer_langs_any_split(args.data, args.subset, args.source_lang, args.target_lang)
-    src_dict = Dictionary.load(os.path.join(args.data, f"dict.{src}.txt"))
-    tgt_dict = Dictionary.load(os.path.join(args.data, f"dict.{tgt}.txt"))
-    spm_model = args.spm_model
-    if args.bpe == "none":
-        spm_model = None
-    elif spm_model is None and os.path.isfile(os.path.join(args.data, "spm.model")):
-        spm_model = os.path.join(args.data, "spm.model")
-    elif args.bpe == "sentencepiece" and spm_model is None:
-        raise HatError(f"--bpe sentencepiece needs --spm-model (no spm.model in {args.data})")
-    codec = TextCodec(src_dict, tgt_dict, spm_model)
-
-    model = load_any_model(args.checkpoint, args.subnet)
-    vocab = getattr(getattr(model, "cfg", None), "tgt_vocab_size", len(tgt_dict))
-    if vocab != len(tgt_dict):
-        raise HatError(f"model target vocabulary has {vocab} entries but {args.data}/dict.{tgt}.txt has "
-                       f"{len(tgt_dict)}: wrong --data for this checkpoint?")
-    gen = SequenceGenerator(model, beam_size=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
-                            min_len=args.min_len, lenpen=args.lenpen, unk_penalty=args.unk_penalty,
-                            pad=tgt_dict.pad(), eos=tgt_dict.eos(), unk=tgt_dict.unk())
-
-    refs: Optional[list[str]] = None
-    tgt_sizes = None
-    if args.input is not None:
-        sources = [codec.encode_source(line) for line in _read_input(args.input)]
-    else:
-        prefix = os.path.join(args.data, f"{args.subset}.{src}-{tgt}.")
-        src_ds = MMapIndexedDataset(prefix + src)
-        sources = [src_ds[i] for i in range(len(src_ds))]
-        if MMapIndexedDataset.exists(prefix + tgt):
-            tgt_ds = MMapIndexedDataset(prefix + tgt)
-            tgt_sizes = tgt_ds.sizes
-            refs = [codec.decode_target(tgt_ds[i], escape_unk=True) for i in range(len(tgt_ds))]
-    if args.max_sentences > 0:
-        sources = sources[:args.max_sentences]
-        refs = refs[:args.max_sentences] if refs is not None else None
-        tgt_sizes = tgt_sizes[:args.max_sentences] if tgt_sizes is not None else None
-    t0 = time.perf_counter()
-    best = translate_dataset(gen, sources, batch_size=args.batch_size, tgt_sizes=tgt_sizes, pad=src_dict.pad())
-    elapsed = time.perf_counter() - t0
-    hyps = [codec.decode_target(h.tokens) for h in best]
+    lines = _read_input(args.input) if args.input is not None else None
+    done = translate_checkpoint(
+        args.checkpoint, args.data, subset=args.subset, subnet=args.subnet, input_lines=lines,
+        source_lang=args.source_lang, target_lang=args.target_lang, beam=args.beam, lenpen=args.lenpen,
+        max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len, unk_penalty=args.unk_penalty,
+        batch_size=args.batch_size, max_sentences=args.max_sentences, bpe=args.bpe, spm_model=args.spm_model,
+        threads=args.threads)
+    best, hyps, refs, elapsed = done.best, done.hyps, done.refs, done.seconds
     _write_lines(args.output, hyps)
     if args.reference_output:
         if refs is None:
             raise HatError(f"{args.subset} has no target side in {args.data}: nothing for --reference-output")
         _write_lines(args.reference_output, refs)
     if args.fairseq_output:
-        _write_lines(args.fairseq_output, _fairseq_lines(best, hyps, refs, sources, codec))
+        _write_lines(args.fairseq_output, _fairseq_lines(best, hyps, refs, done.sources, done.codec))
     if not args.quiet:
         print(f"hat-translate: {len(hyps)} sentences in {elapsed:.1f}s ({len(hyps) / max(elapsed, 1e-9):.1f} "
               f"sentences/s), beam={args.beam}", file=sys.stderr)

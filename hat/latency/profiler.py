@@ -193,3 +193,46 @@ def profile(configs: Iterable[SubnetConfig], backend: Backend, out: str | os.Pat
         if appender is not None:
             appender.close()
     return records
+
+
+MAX_SAMPLES = 100_000  # configs are sampled up front; a typo like 100000000 would eat memory before measuring any
+
+
+def profile_dataset(space: SearchSpace, device, settings, samples: int, out: str | os.PathLike, *, seed: int = 1,
+                    widen: bool = False, resume: bool = False, trust_on_first_use: bool = False,
+                    progress: bool = True, log: Optional[Callable[[str], None]] = print,
+                    on_warning: Optional[Callable[[str], None]] = None
+                    ) -> tuple[list[SubnetConfig], list[LatencyRecord]]:
+    """HAT's latency dataset: sample ``samples`` SubTransformers of ``space`` and measure them into ``out``.
+
+    Args:
+        space: where to sample (``widen``: its slightly widened version, as HAT does).
+        device: a :class:`hat.latency.devices.DeviceConfig` (its ``threads`` already set).
+        settings: the measurement protocol (:class:`hat.latency.protocol.ProfileSettings`).
+        samples: how many distinct SubTransformers (fewer when the space has fewer).
+        out: latency CSV appended to as records finish.
+        seed: sampling seed.
+        resume: skip configs already in ``out``.
+        trust_on_first_use: SSH devices: accept and save an unknown host key.
+        progress: tqdm bar.
+        log: where the note about a small space goes (None: nowhere).
+        on_warning: see :func:`profile` (busy machine, latency drift).
+
+    Returns:
+        The sampled configs and the records measured now (configs already in ``out`` are not measured again).
+
+    Raises:
+        HatError: ``samples`` out of range.
+    """
+    from hat.errors import HatError
+    from hat.latency.backends import get_backend
+
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise HatError(f"--samples must be between 1 and {MAX_SAMPLES:,}, got {samples:,} (HAT's predictors "
+                       f"use 2,000; run several --resume'd batches with other --seed values for more)")
+    configs = sample_configs(space, samples, seed=seed, widen=widen)
+    if len(configs) < samples and log is not None:
+        log(f"hat-profile: space '{space.name}' has only {len(configs)} distinct configs reachable; measuring those")
+    with get_backend(device, settings, space.qkv_dim, trust_on_first_use=trust_on_first_use) as backend:
+        records = profile(configs, backend, out=out, resume=resume, progress=progress, on_warning=on_warning)
+    return configs, records
