@@ -15,7 +15,7 @@ from hat.latency.protocol import ProfileSettings
 
 TINY = ProfileSettings(src_len=6, tgt_len=3, beam=2, vocab_size=50, warmup=0, repeats=2)
 # Runtimes whose case takes long; every other registered runtime runs unmarked.
-SLOW = {"tvm": "compiles the encoder and decoder step with TVM Relax: ~40 s on 2 busy cores"}
+SLOW = {"tvm": "compiles the encoder and decoder step with TVM Relax: 10 s idle, ~40 s on 2 busy cores"}
 
 
 def _cases():
