@@ -44,17 +44,6 @@ TASK = "multi30k_de_en"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-
-def _call(prog: str, main, argv: list) -> None:
-    """Run a hat CLI's ``main`` in-process; a non-zero exit stops the run with a one-line error.
-
-    A bridge: the stages below still build CLI argument lists (see tests/test_structure.py ALLOWED); the quickstart's
-    equivalents in :mod:`hat.quickstart` call the library."""
-    from hat.errors import HatError
-    rc = main([str(a) for a in argv])
-    if rc:
-        raise HatError(f"stage '{prog}' failed (exit {rc}): {prog} {' '.join(map(str, argv))}")
-
 def layer_scaled(space, enc: int, dec: int) -> SubnetConfig:
     """The largest width with ``enc`` encoder and ``dec`` decoder layers."""
     big = space.largest()
@@ -116,15 +105,19 @@ class Repro:
         self.data = self.w / "data-bin"
 
     # ----- helpers -----
-    def train_argv(self, save_dir: Path, max_update: int, seed: int, extra=()) -> list:
+    def train(self, save_dir: Path, max_update: int, seed: int, overrides=(), subnet=None) -> None:
+        """Train with the reproduction's settings into ``save_dir``; continues its ``checkpoint_last.pt``."""
+        from hat.train.config import load_train_config
+        from hat.train.trainer import train
         a = self.a
-        argv = ["--config", TASK, "--data", self.data, "--space", SPACE, "--save-dir", save_dir,
-                "--max-update", max_update, "--seed", seed, "--threads", a.threads, "--no-progress",
-                "--set", f"max_tokens={a.max_tokens}", "--set", f"save_interval_updates={a.save_every}",
-                "--set", "keep_last=1", "--set", "keep_last_epochs=1", *extra]
-        if (save_dir / "checkpoint_last.pt").is_file():
-            argv.append("--resume")
-        return argv
+        cfg = load_train_config(TASK, [f"max_tokens={a.max_tokens}", f"save_interval_updates={a.save_every}",
+                                       "keep_last=1", "keep_last_epochs=1", *overrides],
+                                space=SPACE, subnet=None if subnet is None else str(subnet), data=str(self.data),
+                                save_dir=str(save_dir), max_update=max_update, seed=seed, threads=a.threads)
+        res = train(cfg, resume=(save_dir / "checkpoint_last.pt").is_file(), progress=False)
+        print(json.dumps({"update": res.update, "epoch": res.epoch, "valid_loss": res.valid_loss,
+                          "valid_nll_loss": res.valid_nll_loss, "best_valid_loss": res.best_valid_loss,
+                          "save_dir": res.save_dir}), flush=True)
 
     def subnet_yaml(self, name: str, cfg: SubnetConfig) -> Path:
         from hat.latency.flops import subnet_flops
@@ -138,7 +131,6 @@ class Repro:
 
     def scratch(self, name: str, subnet_yaml: Path, seed: int) -> dict:
         """Train ``subnet_yaml`` from scratch with ``seed``, then BLEU; skipped when finished."""
-        from hat.cli import train
         out = self.w / "scratch" / name / f"seed{seed}"
         marker = self.w / ".stages" / f"scratch_{name}_seed{seed}.json"
         if marker.is_file() and json.loads(marker.read_text()).get("updates", 0) < self.a.updates:
@@ -148,7 +140,7 @@ class Repro:
 
         def run():
             t0 = time.process_time()
-            _call("hat-train", train.main, self.train_argv(out, self.a.updates, seed, ["--subnet", subnet_yaml]))
+            self.train(out, self.a.updates, seed, subnet=subnet_yaml)
             valid = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
             valid = [r for r in valid if r.get("type") == "valid"]
             bleu = self.bleu(out / "checkpoint_best.pt", out)
@@ -165,16 +157,18 @@ class Repro:
         return self.pl.stage(f"scratch_{name}_seed{seed}", run)
 
     def bleu(self, ckpt: Path, out_dir: Path) -> dict:
-        from hat.cli import translate
+        from hat.io import atomic_write
         from hat.score import read_lines, sacrebleu_corpus, tokenized_bleu
+        from hat.translate import translate_checkpoint
         hyp, ref = out_dir / "test.hyp", out_dir / "test.ref"
         # fairseq-generate's default length limit (max_len_a 0, max_len_b 200): repetition loops are not cut short.
-        argv = ["--checkpoint", ckpt, "--data", self.data, "--subset", "test", "--beam", 5, "--batch-size", 32,
-                "--max-len-a", 0, "--max-len-b", 200, "--threads", self.a.threads, "--output", hyp,
-                "--reference-output", ref, "--quiet"]
-        if self.a.test_sentences:
-            argv += ["--max-sentences", self.a.test_sentences]
-        _call("hat-translate", translate.main, argv)
+        done = translate_checkpoint(str(ckpt), str(self.data), subset="test", beam=5, batch_size=32, max_len_a=0.0,
+                                    max_len_b=200, threads=self.a.threads, max_sentences=self.a.test_sentences or 0)
+        if done.refs is None:
+            from hat.errors import HatError
+            raise HatError(f"test has no target side in {self.data}: nothing to score")
+        atomic_write(hyp, "".join(line + "\n" for line in done.hyps))
+        atomic_write(ref, "".join(line + "\n" for line in done.refs))
         hyps, refs = read_lines(hyp), read_lines(ref)
         sacre, _, signature = sacrebleu_corpus(hyps, refs)
         return {"sacrebleu": round(sacre, 2), "signature": signature,
@@ -182,12 +176,11 @@ class Repro:
 
     # ----- stages -----
     def prepare(self) -> dict:
-        from hat.cli import preprocess
+        from hat.data.preprocess import PreprocessSettings, preprocess
         raw = qs.find_multi30k(self.a.data_dir, self.w)
-        argv = ["--src", "de", "--tgt", "en", "--trainpref", raw["train"], "--validpref", raw["val"],
-                "--testpref", raw["test_2016_flickr"], "--destdir", self.data, "--bpe-vocab", self.a.bpe_vocab,
-                "--threads", 1, "-q"]
-        _call("hat-preprocess", preprocess.main, argv)
+        preprocess(PreprocessSettings(src="de", tgt="en", trainpref=str(raw["train"]), validpref=str(raw["val"]),
+                                      testpref=str(raw["test_2016_flickr"]), destdir=str(self.data),
+                                      bpe_vocab=self.a.bpe_vocab, threads=1), log=None)
         return {"data_bin": str(self.data)}
 
     def calibrate(self) -> dict:
@@ -229,13 +222,12 @@ class Repro:
                                      "inplace_distill": self.a.inplace_distill}}
 
     def supernet(self, method: str, updates: int) -> dict:
-        from hat.cli import train
         out = self.w / f"supernet_{method}"
-        extra = [x for k, v in self.methods()[method].items() for x in ("--set", f"{k}={v}")]
+        overrides = [f"{k}={v}" for k, v in self.methods()[method].items()]
 
         def run():
             t0 = time.process_time()
-            _call("hat-train", train.main, self.train_argv(out, updates, 1, extra))
+            self.train(out, updates, 1, overrides)
             return {"checkpoint": str(out / "checkpoint_last.pt"), "updates": updates,
                     "cpu_seconds_this_sitting": round(time.process_time() - t0, 1)}
         return self.pl.stage(f"supernet_{method}", run)
@@ -248,20 +240,38 @@ class Repro:
         return json.loads(out.read_text())
 
     def search(self, supernet_ckpt: str) -> dict:
-        from hat.cli import predictor, profile, search
         from hat.config import dump_yaml
         from hat.data import Dictionary
         from hat.search import load_settings
         from dataclasses import asdict
         vocab = len(Dictionary.load(self.data / "dict.en.txt"))
         csv = self.w / "latency_cpu.csv"
-        self.pl.stage("profile", lambda: _call("hat-profile", profile.main, [
-            "--space", SPACE, "--device", "cpu", "--samples", self.a.profile_samples, "--out", csv, "--resume",
-            "--widen", "--repeats", self.a.profile_repeats, "--vocab-size", vocab, "--threads", 1])
-            or {"csv": str(csv), "loadavg_after": os.getloadavg()})
+
+        def profile():
+            from hat.latency.devices import load_device
+            from hat.latency.profiler import profile_dataset
+            from hat.latency.protocol import ProfileSettings
+            device = load_device("cpu")
+            device.threads = 1
+            settings = ProfileSettings(vocab_size=vocab, repeats=self.a.profile_repeats, threads=device.threads)
+            configs, records = profile_dataset(
+                self.space, device, settings, self.a.profile_samples, str(csv), widen=True, resume=True,
+                on_warning=lambda m: print(f"profile: warning: {m}", file=sys.stderr, flush=True))
+            print(f"measured {len(records)} SubTransformers ({len(configs) - len(records)} already there) -> {csv}")
+            return {"csv": str(csv), "loadavg_after": os.getloadavg()}
+        self.pl.stage("profile", profile)
         pred = self.w / "predictor_cpu.pt"
-        self.pl.stage("predictor", lambda: _call("hat-predictor", predictor.main, [
-            "fit", "--data", csv, "--device", "cpu", "--space", SPACE, "--out", pred]) or {"predictor": str(pred)})
+
+        def fit():
+            import torch
+            from hat.predictor import DEFAULT_MODEL, fit_predictor
+            from hat.predictor.evaluate import read_latency_csvs
+            torch.set_num_threads(1)  # the predictor is tiny (as hat-predictor fit)
+            p = fit_predictor(read_latency_csvs([str(csv)]), "cpu", self.space, DEFAULT_MODEL, seed=0,
+                              sources=[str(csv)], cv_folds=5)
+            p.save(str(pred))
+            return {"predictor": str(pred)}
+        self.pl.stage("predictor", fit)
 
         def budgets():
             from hat.latency.records import read_latency_csv
@@ -269,6 +279,7 @@ class Repro:
             return {"budgets_ms": [round(lat[int(round(f * (len(lat) - 1)))], 2) for f in (0.25, 0.5, 0.75)]}
         b = self.pl.stage("budgets", budgets)["budgets_ms"]
         sdir = self.w / "search"
+        from hat.search.run import SearchJob, run_search
 
         def run():
             settings = load_settings("fast")
@@ -279,12 +290,12 @@ class Repro:
                 setattr(settings, k, v)
             yml = self.w / "search_settings.yaml"
             dump_yaml(asdict(settings), yml)
-            argv = ["--supernet", supernet_ckpt, "--device", "cpu", "--predictor", pred, "--data", self.data,
-                    "--out", sdir, "--latency", ",".join(f"{x}ms" for x in b), "--config", yml, "--seed", 1,
-                    "--no-progress"]
-            if (sdir / "search_log.jsonl").is_file():
-                argv.append("--resume")
-            _call("hat-search", search.main, argv)
+            settings = load_settings(str(yml))  # validated, as the file records it
+            done = run_search(SearchJob(
+                supernet=supernet_ckpt, device="cpu", settings=settings, budgets_ms=sorted(float(x) for x in b),
+                predictor=str(pred), data=str(self.data), out=str(sdir), seed=1, progress=False,
+                resume=(sdir / "search_log.jsonl").is_file()))
+            print("\n".join(done.summary_lines()), flush=True)
             return {"supernet": supernet_ckpt, "budgets_ms": b,
                     "subnets": {str(x): str(qs.subnet_file(sdir, x)) for x in b}}
         return self.pl.stage("search", run)

@@ -20,15 +20,7 @@ SCANNED = ("hat", "benchmarks", "scripts")
 
 # Violations that remain only because their owners are changing that code now (issue 12 lists them). Each entry
 # must still occur (a fixed one fails test_allow_list_is_current: delete it then); the list only shrinks.
-ALLOWED = {
-    # issue 10's staged reproduction still drives the CLIs (its own _call); hat.quickstart has the library stages
-    "scripts/reproduce_multi30k.py: imports hat.cli.predictor",
-    "scripts/reproduce_multi30k.py: imports hat.cli.preprocess",
-    "scripts/reproduce_multi30k.py: imports hat.cli.profile",
-    "scripts/reproduce_multi30k.py: imports hat.cli.search",
-    "scripts/reproduce_multi30k.py: imports hat.cli.train",
-    "scripts/reproduce_multi30k.py: imports hat.cli.translate",
-}
+ALLOWED: set[str] = set()
 
 
 # docs/design.md's data flow, bottom to top: space -> nn -> data/train -> export -> latency -> predictor -> search.

@@ -26,7 +26,6 @@ from hat.config import from_dict, load_yaml
 from hat.errors import ConfigError
 
 TRANSPORTS = ("local", "ssh")
-RUNTIMES = ("eager", "onnxruntime", "tvm", "debug")
 ACCELERATORS = ("cpu", "cuda")
 QUANTIZE = ("none", "int8")
 
@@ -77,7 +76,7 @@ class DeviceConfig:
 
     name: str
     transport: str = "local"  # local | ssh
-    runtime: str = "onnxruntime"  # eager | onnxruntime | tvm | debug
+    runtime: str = "onnxruntime"  # a name in hat.latency.backends.RUNTIMES (eager, onnxruntime, tvm, debug)
     threads: int = 1  # intra-op threads pinned during measurement
     timer: Optional[str] = None  # wall | thread_cpu; None: the profile settings' timer (see hat.latency.protocol)
     accelerator: str = "cpu"  # cpu | cuda (cuda: eager runtime, local only)
@@ -97,6 +96,7 @@ class DeviceConfig:
             raise ConfigError(f"{where}: {bad}")
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"{where}: transport must be one of {', '.join(TRANSPORTS)}, got '{self.transport}'")
+        from hat.latency.backends import RUNTIMES  # the runtime registry (imported here: backends import devices)
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"{where}: runtime must be one of {', '.join(RUNTIMES)}, got '{self.runtime}'")
         if self.accelerator not in ACCELERATORS:

@@ -125,17 +125,9 @@ class LatencyRecord:
                 on write, not refused: hosts strings come from devices.)
         """
         for c in HAT_COLUMNS:
-            v = getattr(self, c)
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise HatError(f"{where}: {c} is not a number ({str(v)[:40]!r})") from None
-            if not math.isfinite(v):
-                raise HatError(f"{where}: {c} is {v} (must be finite)")
-            if c in LATENCY_COLUMNS and v < 0:
-                raise HatError(f"{where}: {c} is negative ({v})")
-            if c in LATENCY_COLUMNS and v > MAX_LATENCY_MS:
-                raise HatError(f"{where}: {c} is {v:g} ms, above the sanity bound {MAX_LATENCY_MS:g} ms")
+            problem = number_problem(c, getattr(self, c))[1]
+            if problem:
+                raise HatError(f"{where}: {c}: {problem}")
         if not self.latency_ms > 0:
             raise HatError(f"{where}: total latency (encoder + decoder) must be positive, got {self.latency_ms}")
         for c in TEXT_COLUMNS:
@@ -154,6 +146,23 @@ class LatencyRecord:
         return out
 
 
+def number_problem(column: str, value) -> tuple[float, str]:
+    """``value`` of a numeric column as a float, and what is wrong with it ("" when nothing): not a number, not
+    finite, or for a latency column negative or above :data:`MAX_LATENCY_MS`. The writer and the reader both check
+    cells with this, so a file one accepts the other does."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return math.nan, f"expected a number, got {str(value)[:40]!r}"
+    if not math.isfinite(v):
+        return v, f"expected a finite number, got {value!r}"
+    if column in LATENCY_COLUMNS and v < 0:
+        return v, f"latency must not be negative, got {v}"
+    if column in LATENCY_COLUMNS and v > MAX_LATENCY_MS:
+        return v, f"{v:g} ms is above the sanity bound {MAX_LATENCY_MS:g} ms"
+    return v, ""
+
+
 def _fmt(x: float) -> str:
     x = float(x)
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
@@ -162,20 +171,10 @@ def _fmt(x: float) -> str:
 def _parse_row(row: dict, lineno: int, path: Path) -> LatencyRecord:
     vals = {}
     for c in HAT_COLUMNS:
-        cell = row.get(c)
-        try:
-            v = float(cell)
-        except (TypeError, ValueError):
-            raise HatError(f"{path}: row {lineno} column '{c}': expected a number, got {cell!r}") from None
-        if not math.isfinite(v):
-            raise HatError(f"{path}: row {lineno} column '{c}': expected a finite number, got {cell!r}")
-        if c in LATENCY_COLUMNS and v > MAX_LATENCY_MS:
-            raise HatError(f"{path}: row {lineno} column '{c}': {v:g} ms is above the sanity bound "
-                           f"{MAX_LATENCY_MS:g} ms")
+        v, problem = number_problem(c, row.get(c))
+        if problem:
+            raise HatError(f"{path}: row {lineno} column '{c}': {problem}")
         vals[c] = v
-    for c in LATENCY_COLUMNS:
-        if vals[c] < 0:
-            raise HatError(f"{path}: row {lineno} column '{c}': latency must not be negative, got {vals[c]}")
     if vals["latency_mean_encoder"] + vals["latency_mean_decoder"] <= 0:
         raise HatError(f"{path}: row {lineno}: total latency (latency_mean_encoder + latency_mean_decoder) "
                        f"must be positive")
@@ -396,6 +395,6 @@ class CsvAppender:
         self.close()
 
 
-__all__ = ["CSV_COLUMNS", "HAT_COLUMNS", "LATENCY_COLUMNS", "EXTRA_COLUMNS", "LatencyRecord", "read_latency_csv",
-           "CsvAppender", "existing_keys", "dedupe_records", "count_duplicates", "escape_text", "unescape_text",
+__all__ = ["CSV_COLUMNS", "HAT_COLUMNS", "LATENCY_COLUMNS", "EXTRA_COLUMNS", "LatencyRecord", "number_problem",
+           "read_latency_csv", "CsvAppender", "existing_keys", "dedupe_records", "count_duplicates", "escape_text", "unescape_text",
            "MAX_LATENCY_MS", "TEXT_COLUMNS"]

@@ -208,6 +208,15 @@ class SSHTransport:
             self.client.close()
             self.client = None
 
+    def remove_and_close(self, remote: str) -> None:
+        """Delete the remote working directory ``remote`` (best effort) and close the connection."""
+        if self.client is not None:
+            try:
+                self.exec(f"rm -rf {shlex.quote(remote)}")
+            except Exception:  # best effort: the connection may be the thing that failed
+                pass
+        self.close()
+
 
 class _UnknownHostKey(Exception):
     pass
@@ -419,12 +428,7 @@ class RemoteOnnxRuntimeBackend(Backend):
                 log.warning("%s: %s; retry %d/%d in %.1f s", transport.where, e, failures, ssh.retries, delay)
                 self.sleep(delay)
             finally:
-                if transport.client is not None:
-                    try:
-                        transport.exec(f"rm -rf {shlex.quote(remote)}")
-                    except Exception:  # best effort: the connection may be the thing that failed
-                        pass
-                transport.close()
+                transport.remove_and_close(remote)
 
 
 MAX_SAMPLES = 100_000
@@ -545,10 +549,5 @@ def translate_on_device(device: DeviceConfig, export_dir: str | os.PathLike, sen
                                  summary.get("host", ""), summary.get("runtime_version", ""),
                                  summary.get("quantize", ""))
     finally:
-        if transport.client is not None:
-            try:
-                transport.exec(f"rm -rf {shlex.quote(remote)}")
-            except Exception:  # best effort: the connection may be the thing that failed
-                pass
-        transport.close()
+        transport.remove_and_close(remote)
         shutil.rmtree(local, ignore_errors=True)

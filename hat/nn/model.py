@@ -128,6 +128,22 @@ def _activation(name: str):
 class _FFNMixin:
     """fc1 -> activation -> dropout -> fc2 -> dropout, with residual and pre/post LayerNorm (``final_layer_norm``)."""
 
+    def init_ffn(self, embed_dim: int, ffn_dim: int, cfg: ModelConfig) -> None:
+        """Create the FFN sublayer and the dropout settings; called after the attention modules, so parameters
+        keep their registration order (optimizer state in checkpoints is stored in that order)."""
+        self.fc1 = ElasticLinear(embed_dim, ffn_dim)
+        self.fc2 = ElasticLinear(ffn_dim, embed_dim)
+        self.final_layer_norm = ElasticLayerNorm(embed_dim)
+        self.normalize_before = cfg.normalize_before
+        self.dropout = cfg.dropout
+        self.activation_dropout = cfg.activation_dropout
+        self.activation = _activation(cfg.activation_fn)
+
+    def set_ffn_active(self, embed_dim: int, ffn_dim: int) -> None:
+        self.fc1.set_active(embed_dim, ffn_dim)
+        self.fc2.set_active(ffn_dim, embed_dim)
+        self.final_layer_norm.set_active(embed_dim)
+
     def ffn_block(self, x: Tensor) -> Tensor:
         residual = x
         if self.normalize_before:
@@ -148,20 +164,12 @@ class TransformerEncoderLayer(_FFNMixin, nn.Module):
         super().__init__()
         self.self_attn = ElasticMultiheadAttention(embed_dim, qkv_dim, dropout=cfg.attention_dropout)
         self.self_attn_layer_norm = ElasticLayerNorm(embed_dim)
-        self.fc1 = ElasticLinear(embed_dim, ffn_dim)
-        self.fc2 = ElasticLinear(ffn_dim, embed_dim)
-        self.final_layer_norm = ElasticLayerNorm(embed_dim)
-        self.normalize_before = cfg.normalize_before
-        self.dropout = cfg.dropout
-        self.activation_dropout = cfg.activation_dropout
-        self.activation = _activation(cfg.activation_fn)
+        self.init_ffn(embed_dim, ffn_dim, cfg)
 
     def set_active(self, embed_dim: int, ffn_dim: int, heads: int) -> None:
         self.self_attn.set_active(embed_dim, heads)
         self.self_attn_layer_norm.set_active(embed_dim)
-        self.fc1.set_active(embed_dim, ffn_dim)
-        self.fc2.set_active(ffn_dim, embed_dim)
-        self.final_layer_norm.set_active(embed_dim)
+        self.set_ffn_active(embed_dim, ffn_dim)
 
     def forward(self, x: Tensor, attn_mask: Tensor) -> Tensor:
         residual = x
@@ -190,13 +198,7 @@ class TransformerDecoderLayer(_FFNMixin, nn.Module):
         self.encoder_attn = ElasticMultiheadAttention(embed_dim, qkv_dim, kdim=encoder_embed_dim,
                                                       dropout=cfg.attention_dropout)
         self.encoder_attn_layer_norm = ElasticLayerNorm(embed_dim)
-        self.fc1 = ElasticLinear(embed_dim, ffn_dim)
-        self.fc2 = ElasticLinear(ffn_dim, embed_dim)
-        self.final_layer_norm = ElasticLayerNorm(embed_dim)
-        self.normalize_before = cfg.normalize_before
-        self.dropout = cfg.dropout
-        self.activation_dropout = cfg.activation_dropout
-        self.activation = _activation(cfg.activation_fn)
+        self.init_ffn(embed_dim, ffn_dim, cfg)
         self.num_ende = 1  # encoder layers attended (arbitrary encoder-decoder attention)
         # HAT semantics: arbitrary attention indexes the SuperTransformer's list of this many encoder layers (0 = off).
         self.hat_super_encoder_layers = cfg.hat_super_encoder_layer_num if cfg.hat_compat else 0
@@ -207,9 +209,7 @@ class TransformerDecoderLayer(_FFNMixin, nn.Module):
         self.self_attn_layer_norm.set_active(embed_dim)
         self.encoder_attn.set_active(embed_dim, ende_heads, kdim=encoder_embed_dim)
         self.encoder_attn_layer_norm.set_active(embed_dim)
-        self.fc1.set_active(embed_dim, ffn_dim)
-        self.fc2.set_active(ffn_dim, embed_dim)
-        self.final_layer_norm.set_active(embed_dim)
+        self.set_ffn_active(embed_dim, ffn_dim)
         self.num_ende = num_ende_layers(arbitrary_ende_attn)
 
     def self_attn_block(self, x: Tensor, past_k: Optional[Tensor] = None, past_v: Optional[Tensor] = None,

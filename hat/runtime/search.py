@@ -53,12 +53,7 @@ def topk_desc(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k < n and k <= ARGMAX_TOPK_MAX_K:
         vals, idx = _topk_by_argmax(x, k)
         # A row that ran into -inf may pick a removed entry again: redo such rows exactly.
-        bad = vals[:, -1] == -math.inf
-        if bad.any():
-            rows = np.nonzero(bad)[0]
-            full = np.argsort(-x[rows], axis=1, kind="stable")[:, :k]
-            idx[rows] = full
-            vals[rows] = np.take_along_axis(x[rows], full, 1)
+        _redo_rows(x, k, vals[:, -1] == -math.inf, vals, idx)
         return vals, idx
     return _topk_by_sort(x, k)
 
@@ -89,13 +84,17 @@ def _topk_by_sort(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     vals = np.take_along_axis(vals, order, 1)
     # argpartition picks arbitrary members of a tie at the k-th value; redo such rows with a full stable sort.
     kth = vals[:, -1:]
-    tied = (x == kth).sum(1) > (vals == kth).sum(1)
-    if tied.any():
-        rows = np.nonzero(tied)[0]
+    _redo_rows(x, k, (x == kth).sum(1) > (vals == kth).sum(1), vals, idx)
+    return vals, idx
+
+
+def _redo_rows(x: np.ndarray, k: int, mask: np.ndarray, vals: np.ndarray, idx: np.ndarray) -> None:
+    """Overwrite the ``mask`` rows of ``vals``/``idx`` with the exact top-k of a full stable sort (in place)."""
+    if mask.any():
+        rows = np.nonzero(mask)[0]
         full = np.argsort(-x[rows], axis=1, kind="stable")[:, :k]
         idx[rows] = full
         vals[rows] = np.take_along_axis(x[rows], full, 1)
-    return vals, idx
 
 
 class BeamSearch:

@@ -137,17 +137,16 @@ def prune_checkpoints(save_dir: str | os.PathLike, keep_last: int, keep_last_epo
 
 
 # ----- models -----
-def build_model(space_dict: dict, model_config: dict, subnet: Optional[dict]):
+def model_from_metadata(space_dict: dict, model_config: dict, subnet: Optional[dict]):
     """SuperTransformer (``subnet`` None) or static Transformer from checkpoint metadata (weights not loaded)."""
     from hat.config import from_dict
-    from hat.nn import ModelConfig, SuperTransformer, Transformer
+    from hat.nn import ModelConfig
     from hat.space import SearchSpace, SubnetConfig
+    from hat.train.build import network
 
     space = from_dict(SearchSpace, space_dict, "checkpoint space")
     mcfg = from_dict(ModelConfig, model_config, "checkpoint model_config")
-    if subnet is None:
-        return SuperTransformer(space, mcfg)
-    return Transformer(SubnetConfig.from_dict(subnet, "checkpoint subnet"), mcfg, space.qkv_dim)
+    return network(space, mcfg, None if subnet is None else SubnetConfig.from_dict(subnet, "checkpoint subnet"))
 
 
 def _is_fairseq(ckpt: dict) -> bool:
@@ -187,7 +186,7 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu"):
     missing = [k for k in ("model", "space", "model_config") if k not in ckpt]
     if missing:
         raise HatError(f"{p}: not a hat checkpoint (missing {', '.join(missing)})")
-    model = build_model(ckpt["space"], ckpt["model_config"], ckpt.get("subnet"))
+    model = model_from_metadata(ckpt["space"], ckpt["model_config"], ckpt.get("subnet"))
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, TypeError, AttributeError) as e:

@@ -11,9 +11,7 @@ uninterrupted run computes, independent of when it was interrupted.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -22,67 +20,18 @@ from typing import Any, Iterator, Optional
 
 import torch
 
-from hat.distributed import init_distributed, local_device
+from hat.distributed import init_distributed
 from hat.errors import ConfigError, HatError
 from hat.train import checkpoint as ckpt_io
+from hat.train.build import build_model, build_optimizer, model_config_for, resolve_device
 from hat.train.config import TrainConfig
+from hat.train.data import ensure_data
 from hat.train.evaluate import prepare_batches, valid_sums
-from hat.train.lr import build_schedule
-from hat.train.supernet_update import accumulate_gradients, stable_seed, subnet_rng, update_subnets
+from hat.train.loggers import JsonlLogger, TensorBoardLogger
+from hat.train.resume import restore
+from hat.train.supernet_update import accumulate_gradients, stable_seed, update_subnets
 
-__all__ = ["JsonlLogger", "TensorBoardLogger", "TrainResult", "Trainer", "ensure_data",
-           "stable_seed", "subnet_rng", "train"]
-
-
-# ----- logging -----
-class JsonlLogger:
-    """Append-only JSONL log, one record per line, flushed and fsync'd per record (survives SIGKILL)."""
-
-    def __init__(self, path: Path, resume_update: Optional[int]):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_update is None:
-            path.write_text("")
-        elif path.exists():
-            # Drop records the killed run wrote after its last checkpoint: the resumed run redoes those updates.
-            keep = []
-            for line in path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # torn last line from a crash
-                if rec.get("update", 0) <= resume_update:
-                    keep.append(line)
-            from hat.io import atomic_write
-            atomic_write(path, "".join(line + "\n" for line in keep))
-        self.f = open(path, "a")
-
-    def log(self, record: dict) -> None:
-        self.f.write(json.dumps(record) + "\n")
-        self.f.flush()
-        os.fsync(self.f.fileno())
-
-    def close(self) -> None:
-        self.f.close()
-
-
-class TensorBoardLogger:
-    """Scalars to TensorBoard (``torch.utils.tensorboard``, imported only when this format is chosen)."""
-
-    def __init__(self, log_dir: Path):
-        from hat.optional import require
-        self.w = require("torch.utils.tensorboard", "log_format tensorboard", pip="tensorboard").SummaryWriter(
-            str(log_dir))
-
-    def log(self, record: dict) -> None:
-        kind, step = record.get("type", "train"), record.get("update", 0)
-        for k, v in record.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("update",):
-                self.w.add_scalar(f"{kind}/{k}", v, step)
-        self.w.flush()
-
-    def close(self) -> None:
-        self.w.close()
+__all__ = ["TrainResult", "Trainer", "train"]
 
 
 @dataclass
@@ -96,37 +45,6 @@ class TrainResult:
     valid_nll_loss: Optional[float]
     best_valid_loss: Optional[float]
     save_dir: str
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise HatError("device cuda requested but CUDA is not available")
-        return local_device(True)
-    return torch.device("cpu")
-
-
-def ensure_data(cfg: TrainConfig) -> None:
-    """Binarize ``cfg.raw_dir`` into ``cfg.data`` with joint BPE unless ``cfg.data`` already has a dictionary.
-
-    Raises:
-        HatError: ``cfg.data`` missing and no (existing) ``raw_dir`` to build it from.
-    """
-    data = Path(cfg.data)
-    if (data / f"dict.{cfg.src_lang}.txt").is_file():
-        return
-    if not cfg.raw_dir:
-        raise HatError(f"data directory {data} has no dict.{cfg.src_lang}.txt (run hat-preprocess, or set raw_dir)")
-    if not Path(cfg.raw_dir).is_dir():
-        raise HatError(f"data directory {data} is missing and raw_dir {cfg.raw_dir} does not exist "
-                       f"(pass --data DIR or --raw-dir DIR)")
-    from hat.data.preprocess import PreprocessSettings, preprocess
-    raw = Path(cfg.raw_dir)
-    preprocess(PreprocessSettings(
-        src=cfg.src_lang, tgt=cfg.tgt_lang, trainpref=str(raw / cfg.raw_trainpref), destdir=str(data),
-        validpref=str(raw / cfg.raw_validpref), testpref=str(raw / cfg.raw_testpref) if cfg.raw_testpref else None,
-        bpe="sentencepiece", bpe_vocab=cfg.bpe_vocab_size, joined_dictionary=True, seed=cfg.seed,
-        threads=max(1, cfg.threads)))
 
 
 class Trainer:
@@ -143,16 +61,14 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True):
-        from hat.config import from_dict
         from hat.data import load_split
-        from hat.nn import ModelConfig, SuperTransformer, Transformer
-        from hat.space import SubnetConfig, load_space
+        from hat.space import load_space
 
         self.cfg = cfg
         self.progress = progress
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = _resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("amp fp16 needs CUDA (use amp: bf16 on CPU)")
         self.dist = init_distributed(self.device)
@@ -166,44 +82,32 @@ class Trainer:
             raise HatError(f"data directory {cfg.data} does not exist")
         self.train_data = load_split(cfg.data, cfg.train_subset, cfg.src_lang, cfg.tgt_lang)
         self.valid_data = load_split(cfg.data, cfg.valid_subset, cfg.src_lang, cfg.tgt_lang)
-        src_dict, tgt_dict = self.train_data.src_dict, self.train_data.tgt_dict
 
-        # Model.
         self.space = load_space(cfg.space)
-        model_kw = dict(cfg.model)
-        for k in ("src_vocab_size", "tgt_vocab_size", "padding_idx", "eos_idx"):
-            if k in model_kw:
-                raise ConfigError(f"model.{k} comes from the dictionaries; remove it from the config")
-        model_kw.update(src_vocab_size=len(src_dict), tgt_vocab_size=len(tgt_dict), padding_idx=tgt_dict.pad(),
-                        eos_idx=tgt_dict.eos())
-        self.model_cfg = from_dict(ModelConfig, model_kw, "model")
+        built = build_model(cfg, self.space,
+                            model_config_for(cfg, self.train_data.src_dict, self.train_data.tgt_dict))
+        self.model, self.model_cfg, self.subnet = built.model, built.model_cfg, built.subnet
         self.padding_idx = self.model_cfg.padding_idx
-        torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
-        self.subnet: Optional[SubnetConfig] = None
-        if cfg.subnet:
-            self.subnet = SubnetConfig.load_yaml(cfg.subnet)
-            self.space.check(self.subnet, f"subnet {cfg.subnet}")
-            self.model = Transformer(self.subnet, self.model_cfg, self.space.qkv_dim)
-            if cfg.init_from_supernet:
-                self._init_from_supernet(cfg.init_from_supernet)
-        else:
-            self.model = SuperTransformer(self.space, self.model_cfg)
         self.model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
 
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.warmup_init_lr if cfg.warmup_init_lr >= 0 else 0.0,
-                                          betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
-                                          weight_decay=cfg.weight_decay)
-        self.schedule = build_schedule(cfg)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+        opt = build_optimizer(cfg, self.params)
+        self.optimizer, self.schedule, self.amp_dtype, self.scaler = opt.optimizer, opt.schedule, opt.amp_dtype, \
+            opt.scaler
 
         # Progress state (restored by resume).
         self.num_updates = 0
         self.epoch = 1          # epoch to continue in
         self.position = 0       # batches of that epoch already consumed (this rank's shard)
         self.best_valid_loss: Optional[float] = None
-        resumed = self._maybe_resume() if resume else False
+        state = None
+        if resume:
+            state = restore(self.save_dir, cfg, self.space, self.subnet, self.model, self.optimizer, self.scaler,
+                            self.dist.world_size,
+                            warn=lambda m: print(f"hat-train: {m}", file=sys.stderr) if self.dist.is_main else None)
+        if state is not None:
+            self.num_updates, self.epoch, self.position = state.update, state.epoch, state.position
+            self.best_valid_loss = state.best_valid_loss
         if not resume and self.dist.is_main and (self.save_dir / "checkpoint_last.pt").exists():
             raise HatError(f"{self.save_dir} already holds a training run (checkpoint_last.pt); pass --resume to "
                            f"continue it or choose another --save-dir")
@@ -215,7 +119,7 @@ class Trainer:
                 self.logger = TensorBoardLogger(self.save_dir / "tensorboard")
             else:
                 self.logger = JsonlLogger(self.save_dir / "train_log.jsonl",
-                                          self.num_updates if resumed else None)
+                                          self.num_updates if state is not None else None)
         self._valid_batches: Optional[list[dict]] = None
 
     # ----- setup helpers -----
@@ -223,63 +127,6 @@ class Trainer:
         if self.dist.enabled:
             import torch.distributed as dist
             dist.barrier()
-
-    def _init_from_supernet(self, path: str) -> None:
-        sup, ck = ckpt_io.load_model(path)
-        if ck.get("subnet") is not None or not hasattr(sup, "get_active_subnet"):
-            raise HatError(f"{path}: init_from_supernet needs a SuperTransformer checkpoint")
-        sup.space.check(self.subnet, f"subnet {self.cfg.subnet} (supernet {path})")
-        if sup.space.qkv_dim != self.space.qkv_dim:
-            raise HatError(f"{path}: supernet qkv_dim {sup.space.qkv_dim} differs from space {self.space.name}'s "
-                           f"{self.space.qkv_dim}")
-        if sup.cfg.hat_compat:  # HAT's SuperTransformer: keep computing with HAT's semantics (hat.nn.ModelConfig)
-            self.model_cfg = dataclasses.replace(self.model_cfg, **{
-                k: getattr(sup.cfg, k) for k in ("hat_compat", "hat_super_encoder_embed_dim",
-                                                 "hat_super_decoder_embed_dim", "hat_super_encoder_layer_num")})
-            self.model = type(self.model)(self.subnet, self.model_cfg, self.space.qkv_dim)
-        sd = sup.get_active_subnet(self.subnet).state_dict()
-        mine = self.model.state_dict()
-        bad = [k for k in mine if k not in sd or sd[k].shape != mine[k].shape]
-        if bad:
-            raise HatError(f"{path}: supernet weights do not fit this model (vocabulary differs?): {bad[0]}")
-        self.model.load_state_dict(sd)
-
-    def _maybe_resume(self) -> bool:
-        path = self.save_dir / "checkpoint_last.pt"
-        if not path.exists():
-            if self.dist.is_main:
-                print(f"hat-train: no {path}; starting from scratch", file=sys.stderr)
-            return False
-        path, ck = ckpt_io.load_resume_checkpoint(
-            self.save_dir, warn=lambda m: print(f"hat-train: {m}", file=sys.stderr) if self.dist.is_main else None)
-        want_subnet = self.subnet.to_dict() if self.subnet is not None else None
-        if ck.get("subnet") != want_subnet:
-            raise HatError(f"{path} was trained with subnet {ck.get('subnet')}, this config trains {want_subnet}")
-        if ck.get("space") != self.space.to_dict():
-            raise HatError(f"{path} was trained on another search space than {self.space.name}")
-        # The batch list (hence the saved position in it) depends on these; resuming with others would skip or
-        # repeat data silently.
-        old_cfg = ck.get("train_config") or {}
-        for k in ("max_tokens", "update_freq", "seed", "train_subset", "subnet_sampling", "sandwich_random",
-                  "inplace_distill"):
-            if k in old_cfg and old_cfg[k] != getattr(self.cfg, k):
-                raise HatError(f"{path}: {k} was {old_cfg[k]}, now {getattr(self.cfg, k)}; resume needs the same "
-                               f"value (or start a new run in another --save-dir)")
-        old_world = (ck.get("iterator") or {}).get("world_size", self.dist.world_size)
-        if old_world != self.dist.world_size:
-            raise HatError(f"{path}: trained with {old_world} processes, now {self.dist.world_size}; resume needs the "
-                           f"same number (data shards differ)")
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        if self.scaler is not None and ck.get("scaler"):
-            self.scaler.load_state_dict(ck["scaler"])
-        self.num_updates = int(ck["update"])
-        it = ck.get("iterator") or {"epoch": int(ck["epoch"]), "position": 0}
-        self.epoch, self.position = int(it["epoch"]), int(it["position"])
-        self.best_valid_loss = ck.get("best_valid_loss")
-        if "rng" in ck:
-            ckpt_io.set_rng_state(ck["rng"])
-        return True
 
     # ----- data -----
     def epoch_batches(self, epoch: int) -> list[list[int]]:

@@ -114,15 +114,6 @@ def test_tvm_missing_is_a_clear_error(monkeypatch, tiny_space):
         profile([tiny_space.smallest()], get_backend(DeviceConfig(name="t", runtime="tvm"), FAST, 128))
 
 
-@pytest.mark.slow
-def test_tvm_backend_measures(tiny_space):
-    pytest.importorskip("tvm")
-    settings = ProfileSettings(src_len=6, tgt_len=3, beam=2, vocab_size=50, warmup=0, repeats=2)
-    (rec,) = profile([tiny_space.smallest()], get_backend(DeviceConfig(name="t", runtime="tvm"), settings, 128))
-    assert rec.runtime == "tvm" and rec.latency_mean_encoder > 0 and rec.latency_mean_decoder > 0
-    assert "tvm" in rec.host
-
-
 def test_int8_device_measures_quantized_exports(tiny_space, tmp_path):
     """A device YAML with ``quantize: int8`` profiles int8 ONNX exports and says so in the CSV provenance."""
     from hat.latency.records import read_latency_csv

@@ -17,7 +17,8 @@ import torch
 
 from hat.train.checkpoint import load_checkpoint, load_model
 from hat.train.config import load_train_config
-from hat.train.trainer import Trainer, subnet_rng, train
+from hat.train.supernet_update import subnet_rng
+from hat.train.trainer import Trainer, train
 
 CKPT_KEYS = {"model", "space", "model_config", "subnet", "optimizer", "scheduler", "update", "epoch", "rng",
              "train_config", "iterator", "best_valid_loss"}

@@ -6,7 +6,7 @@
 * ``tvm``: Apache TVM Relax, compiled for the local CPU (extra ``hat[tvm]``);
 * ``debug``: deterministic synthetic latency from the analytic FLOPs, for tests.
 
-Use :func:`get_backend`.
+Use :func:`get_backend`; :data:`RUNTIMES` / :func:`list_runtimes` enumerate the runtimes.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from hat.latency.backends.base import Backend, Measurement
 from hat.latency.devices import DeviceConfig
 from hat.latency.protocol import ProfileSettings
 
-# runtime name -> "module:Class", imported on demand so a missing optional runtime breaks only its own use.
-_LOCAL = {
+# The registry of runtimes: name -> "module:Class", imported on demand so a missing optional runtime breaks only its
+# own use. Device YAMLs are validated against it; tests/latency/test_backend_contract.py measures every member.
+RUNTIMES = {
     "eager": "hat.latency.backends.eager:EagerBackend",
     "onnxruntime": "hat.latency.backends.onnxruntime:OnnxRuntimeBackend",
     "tvm": "hat.latency.backends.tvm:TvmBackend",
@@ -42,7 +43,6 @@ def get_backend(device: DeviceConfig, settings: Optional[ProfileSettings] = None
         ConfigError: unknown runtime; ``timer: thread_cpu`` where the thread clock would miss work.
     """
     import dataclasses
-    import importlib
     if device.predictor_only:
         raise ConfigError(f"device {device.name} is predictor-only ({device.description or 'published measurements'}"
                           f"): it cannot be profiled here; profile a device you have (e.g. --device cpu)")
@@ -53,10 +53,25 @@ def get_backend(device: DeviceConfig, settings: Optional[ProfileSettings] = None
     if device.transport == "ssh":
         from hat.latency.ssh import RemoteOnnxRuntimeBackend
         return RemoteOnnxRuntimeBackend(settings, device, qkv_dim, trust_on_first_use=trust_on_first_use)
-    if device.runtime not in _LOCAL:
-        raise ConfigError(f"device {device.name}: unknown runtime '{device.runtime}' (known: {', '.join(_LOCAL)})")
-    module, cls = _LOCAL[device.runtime].split(":")
-    return getattr(importlib.import_module(module), cls)(settings, device, qkv_dim)
+    return backend_class(device.runtime, f"device {device.name}")(settings, device, qkv_dim)
 
 
-__all__ = ["Backend", "Measurement", "get_backend"]
+def list_runtimes() -> list[str]:
+    """The registered runtime names, in registry order."""
+    return list(RUNTIMES)
+
+
+def backend_class(runtime: str, where: str = "runtime") -> type[Backend]:
+    """The :class:`Backend` subclass measuring with ``runtime`` (its module is imported now).
+
+    Raises:
+        ConfigError: ``runtime`` is not registered.
+    """
+    import importlib
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"{where}: unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})")
+    module, cls = RUNTIMES[runtime].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["RUNTIMES", "Backend", "Measurement", "backend_class", "get_backend", "list_runtimes"]
