@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--timer", choices=TIMERS, help="wall, or thread_cpu (CPU time of the measuring thread: time "
                    "descheduled by other jobs is not counted; needs 1 thread, CPU) (default: the device's, else "
                    f"{defaults['timer']})")
-    g.add_argument("--estimator", choices=ESTIMATORS, default=defaults["estimator"],
-                   help=f"statistic of the timed runs written to the latency columns (default {defaults['estimator']})")
+    g.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                   help="statistic of the timed runs written to the latency columns (default: the device YAML's "
+                        f"estimator, else {defaults['estimator']})")
     g.add_argument("--interleave", type=int, default=defaults["interleave"],
                    help=f"configs measured together in rounds (default {defaults['interleave']})")
     g.add_argument("--drift-every", type=int, default=defaults["drift_every"],
@@ -80,9 +81,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             device.timer = "wall"  # the device's thread_cpu default needs 1 thread; an explicit --timer is checked
     if args.timer is not None:
         device.timer = args.timer
+    if args.estimator is not None:
+        device.estimator = args.estimator
     settings = ProfileSettings(src_len=args.src_len, tgt_len=args.tgt_len, beam=args.beam,
                                vocab_size=args.vocab_size, warmup=args.warmup, repeats=args.repeats,
-                               threads=device.threads, estimator=args.estimator, interleave=args.interleave,
+                               threads=device.threads, estimator=device.estimator or _settings_defaults()["estimator"],
+                               interleave=args.interleave,
                                drift_every=args.drift_every)
     if args.config is not None:
         from hat.config import load_yaml

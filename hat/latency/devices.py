@@ -79,6 +79,8 @@ class DeviceConfig:
     runtime: str = "onnxruntime"  # a name in hat.latency.backends.RUNTIMES (eager, onnxruntime, tvm, debug)
     threads: int = 1  # intra-op threads pinned during measurement
     timer: Optional[str] = None  # wall | thread_cpu; None: the profile settings' timer (see hat.latency.protocol)
+    # trimmed_mean | median | min: the statistic in the latency columns; None: the profile settings' estimator
+    estimator: Optional[str] = None
     accelerator: str = "cpu"  # cpu | cuda (cuda: eager runtime, local only)
     # none | int8: int8 measures ONNX exports with dynamically quantized MatMul weights (hat-export --quantize int8)
     quantize: str = "none"
@@ -119,6 +121,10 @@ class DeviceConfig:
         if self.timer is not None:
             from hat.latency.protocol import check_timer
             check_timer(self.timer, self.threads, self.accelerator, self.runtime, where)
+        if self.estimator is not None:
+            from hat.latency.protocol import ESTIMATORS
+            if self.estimator not in ESTIMATORS:
+                raise ConfigError(f"{where}: estimator must be one of {', '.join(ESTIMATORS)}, got '{self.estimator}'")
 
     def path(self, p: str) -> str:
         """Expand ``~`` and resolve ``p`` relative to the device YAML's folder."""

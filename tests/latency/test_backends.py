@@ -132,10 +132,9 @@ def test_int8_device_measures_quantized_exports(tiny_space, tmp_path):
 def test_thread_cpu_timer_recorded(device, tiny_space, tmp_path):
     """ORT and eager with 1 thread compute on the calling thread: thread_cpu is accepted, used and recorded."""
     import dataclasses
-    dev = dataclasses.replace(load_device(device), timer="thread_cpu")
-    settings = dataclasses.replace(FAST, estimator="median")
+    dev = dataclasses.replace(load_device(device), timer="thread_cpu", estimator="median")
     out = tmp_path / "lat.csv"
-    with get_backend(dev, settings, tiny_space.qkv_dim) as b:
+    with get_backend(dev, FAST, tiny_space.qkv_dim) as b:
         assert b.settings.timer == "thread_cpu"
         (rec,) = profile([tiny_space.smallest()], b, out=out, load_check=False)
     (back,) = read_latency_csv(out)
@@ -148,6 +147,15 @@ def test_device_timer_overrides_settings(tiny_space):
     settings = dataclasses.replace(FAST, timer="thread_cpu")
     assert get_backend(DeviceConfig(name="w", runtime="eager", timer="wall"), settings, 128).settings.timer == "wall"
     assert get_backend(DeviceConfig(name="u", runtime="eager"), settings, 128).settings.timer == "thread_cpu"
+
+
+def test_device_estimator_overrides_settings():
+    import dataclasses
+    settings = dataclasses.replace(FAST, estimator="median")
+    assert get_backend(DeviceConfig(name="m", runtime="eager", estimator="min"), settings, 128).settings.estimator == "min"
+    assert get_backend(DeviceConfig(name="u", runtime="eager"), settings, 128).settings.estimator == "median"
+    with pytest.raises(HatError, match="estimator must be one of"):
+        DeviceConfig(name="bad", runtime="eager", estimator="mean")
 
 
 @pytest.mark.parametrize("device", [DeviceConfig(name="t2", runtime="eager", threads=2),
