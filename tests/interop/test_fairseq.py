@@ -126,17 +126,5 @@ def test_load_rejects_unsupported_options(fairseq_fixture, tmp_path):
         load_transformer(path)
 
 
-def test_fairseq_loads_saved_checkpoint(fixture_model, reference, fairseq_fixture, tmp_path):
-    """Real fairseq (when importable) loads what we save and reproduces its reference outputs."""
-    checkpoint_utils = pytest.importorskip("fairseq.checkpoint_utils")
-    path = tmp_path / "checkpoint.pt"
-    save_transformer(fixture_model, path, src_dict_path=fairseq_fixture / "bin" / "dict.de.txt",
-                     tgt_dict_path=fairseq_fixture / "bin" / "dict.en.txt")
-    torch.serialization.add_safe_globals([argparse.Namespace])  # fairseq calls torch.load with the torch default
-    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(path)])
-    fm = models[0].eval()
-    with torch.no_grad():
-        out = fm(torch.from_numpy(reference["src_tokens"]), torch.from_numpy(reference["src_lengths"]),
-                 torch.from_numpy(reference["prev_output_tokens"]))
-        lp = fm.get_normalized_probs(out, log_probs=True).numpy()
-    assert np.abs(lp - reference["log_probs"]).max() < 1e-4
+# Real fairseq loading what we save: tests/interop/test_real_fairseq.py (fairseq-fixed in its own venv, which
+# .ci/run builds), not here: fairseq does not import in the main environment, so an in-process test only skipped.
