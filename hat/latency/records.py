@@ -39,7 +39,7 @@ LATENCY_COLUMNS = ("latency_mean_encoder", "latency_mean_decoder", "latency_std_
 HAT_COLUMNS = tuple(HAT_FEATURE_NAMES) + LATENCY_COLUMNS
 EXTRA_COLUMNS = ("subnet", "runtime", "device", "host", "threads", "timestamp", "quantize", "timer", "estimator")
 CSV_COLUMNS = HAT_COLUMNS + EXTRA_COLUMNS
-TEXT_COLUMNS = ("runtime", "device", "host", "timestamp", "quantize", "timer", "estimator")
+TEXT_COLUMNS = tuple(c for c in EXTRA_COLUMNS if c not in ("subnet", "threads"))  # escaped on write, unescaped on read
 MAX_LATENCY_MS = 1e7  # ~3 hours for one sentence: anything above is a broken timer or a poisoned result
 FORMULA_LEADS = "=+-@"
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -139,10 +139,13 @@ class LatencyRecord:
     def to_row(self) -> list[str]:
         """The record as CSV cells in :data:`CSV_COLUMNS` order (text cells through :func:`escape_text`)."""
         out = [_fmt(getattr(self, c)) for c in HAT_COLUMNS]
-        out += [self.subnet.to_json() if self.subnet is not None else "", escape_text(self.runtime),
-                escape_text(self.device), escape_text(self.host), str(int(self.threads)),
-                escape_text(self.timestamp), escape_text(self.quantize), escape_text(self.timer),
-                escape_text(self.estimator)]
+        for c in EXTRA_COLUMNS:  # derived from the column list, so a new provenance column cannot be left out
+            if c == "subnet":
+                out.append(self.subnet.to_json() if self.subnet is not None else "")
+            elif c == "threads":
+                out.append(str(int(self.threads)))
+            else:
+                out.append(escape_text(getattr(self, c)))
         return out
 
 
