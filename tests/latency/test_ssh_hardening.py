@@ -67,32 +67,31 @@ def test_odd_known_hosts_lines_do_not_break_verification(sshd, tiny_space, tmp_p
     assert kh.read_bytes() == before
 
 
+def _assert_profile_refused(sshd, tiny_space, tmp_path, match: str, **device) -> None:
+    """Profiling one config on the sshd fixture with these device fields fails with one HatError matching ``match``."""
+    dev = load_device(sshd.device_yaml(tmp_path / "dev.yaml", **device))
+    with get_backend(dev, SETTINGS, tiny_space.qkv_dim) as backend:
+        with pytest.raises(HatError, match=match):
+            profile([tiny_space.smallest()], backend)
+
+
 def test_odd_known_hosts_unknown_host_refused_cleanly(sshd, tiny_space, tmp_path):
     kh = tmp_path / "known_hosts"
     kh.write_bytes(_odd_known_hosts(tmp_path))
-    dev = load_device(sshd.device_yaml(tmp_path / "dev.yaml", known_hosts=kh))
-    with get_backend(dev, SETTINGS, tiny_space.qkv_dim) as backend:
-        with pytest.raises(HatError, match="host key not found"):
-            profile([tiny_space.smallest()], backend)
+    _assert_profile_refused(sshd, tiny_space, tmp_path, "host key not found", known_hosts=kh)
 
 
 def test_revoked_key_refused(sshd, tiny_space, tmp_path):
     kh = tmp_path / "known_hosts"
     line = sshd.known_hosts.read_text()
     kh.write_text(line + "@revoked " + line)
-    dev = load_device(sshd.device_yaml(tmp_path / "dev.yaml", known_hosts=kh))
-    with get_backend(dev, SETTINGS, tiny_space.qkv_dim) as backend:
-        with pytest.raises(HatError, match="revoked"):
-            profile([tiny_space.smallest()], backend)
+    _assert_profile_refused(sshd, tiny_space, tmp_path, "revoked", known_hosts=kh)
 
 
 def test_garbage_key_file_one_line(sshd, tiny_space, tmp_path):
     key = tmp_path / "garbage_key"
     key.write_bytes(b"\xff\xfe-----BEGIN OPENSSH PRIVATE KEY-----\n\x00\x81garbage\n")
-    dev = load_device(sshd.device_yaml(tmp_path / "dev.yaml", key_file=str(key)))
-    with get_backend(dev, SETTINGS, tiny_space.qkv_dim) as backend:
-        with pytest.raises(HatError, match="cannot read ssh key_file"):
-            profile([tiny_space.smallest()], backend)
+    _assert_profile_refused(sshd, tiny_space, tmp_path, "cannot read ssh key_file", key_file=str(key))
 
 
 def _fake_runner(tmp_path, results: list, sleep_after_first: float = 0.0):
