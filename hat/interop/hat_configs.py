@@ -17,25 +17,6 @@ from hat.io import atomic_write
 from hat.space import SearchSpace, SubnetConfig, num_ende_layers
 
 
-def subnet_from_hat(data: dict, where: str = "HAT config") -> SubnetConfig:
-    """A :class:`SubnetConfig` from HAT's ``*-subtransformer`` flags (see :func:`hat.hat_yaml.subnet_fields`).
-
-    Raises:
-        ConfigError: a flag is missing, a list is shorter than its layer count, or the config is invalid.
-    """
-    return SubnetConfig.from_hat(data, where)
-
-
-def space_from_hat(data: dict, name: str, where: str = "HAT config") -> SearchSpace:
-    """A :class:`SearchSpace` from HAT's ``*-choice`` flags and ``qkv-dim`` (see :func:`hat.hat_yaml.space_fields`).
-
-    Raises:
-        ConfigError: a choice flag is missing, a choice exceeds the super dims the file gives, or the space is
-            invalid.
-    """
-    return SearchSpace.from_hat(data, name, where)
-
-
 def check_fits_super(subnet: SubnetConfig, dims: dict[str, int], where: str) -> None:
     """ConfigError when ``subnet`` does not fit the SuperTransformer ``dims`` (from :func:`super_dims`)."""
     caps = {"encoder_embed_dim": "encoder-embed-dim", "decoder_embed_dim": "decoder-embed-dim",
@@ -65,7 +46,7 @@ def load_hat_subnet(path: str | os.PathLike, common: Optional[str | os.PathLike]
         ConfigError: unreadable file, missing genes, or a SubTransformer that does not fit.
     """
     data = read_hat_yaml(path, common)
-    subnet = subnet_from_hat(data, str(path))
+    subnet = SubnetConfig.from_hat(data, str(path))
     dims = super_dims(data, str(path))
     if dims:
         check_fits_super(subnet, dims, str(path))
@@ -74,7 +55,7 @@ def load_hat_subnet(path: str | os.PathLike, common: Optional[str | os.PathLike]
 
 def load_hat_space(path: str | os.PathLike, name: Optional[str] = None) -> SearchSpace:
     """Read a HAT SuperTransformer file (``space0.yml``) as a :class:`SearchSpace` named after the file."""
-    return space_from_hat(read_hat_yaml(path), name or Path(path).stem, str(path))
+    return SearchSpace.from_hat(read_hat_yaml(path), name or Path(path).stem, str(path))
 
 
 def subnet_to_hat(subnet: SubnetConfig) -> str:

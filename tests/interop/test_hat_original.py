@@ -219,8 +219,7 @@ def test_every_hat_subtransformer_file_loads(path):
     assert any(SearchSpace.from_yaml(s).contains(sub) for s in spaces)
     out = path.parent / "x"  # never written: round trip through text only
     import yaml
-    from hat.interop.hat_configs import subnet_from_hat
-    assert subnet_from_hat(yaml.safe_load(subnet_to_hat(sub)), str(out)) == sub
+    assert SubnetConfig.from_hat(yaml.safe_load(subnet_to_hat(sub)), str(out)) == sub
 
 
 def test_hat_config_errors(tmp_path):
