@@ -151,15 +151,26 @@ def compare(args) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     rec = RunRecord("search_efficiency", out=args.results)
     sides = (("hat", args.hat_config), ("ours", args.fast_config))
+    order = [(side, cfg, seed) for k, seed in enumerate(seeds)
+             for side, cfg in (sides if k % 2 == 0 else sides[::-1])]
+    todo = order
+    if args.runs:  # a share of the work (e.g. one process per core); the record still collects every finished run
+        cfgs = dict(sides)
+        try:
+            todo = [(side, cfgs[side], int(seed)) for side, seed in (x.split(":") for x in args.runs.split(","))]
+        except (KeyError, ValueError):
+            print(f"--runs {args.runs!r}: expected SIDE:SEED,... with SIDE hat or ours", file=sys.stderr)
+            return 2
     rows: list[dict] = []
     summary: dict = {}
-    for k, seed in enumerate(seeds):
-        for side, cfg in (sides if k % 2 == 0 else sides[::-1]):
-            rows.append(run_side(b, side, cfg, seed, work))
-            summary = summarize(rows, seeds)
-            rec.write(args=vars(args), samples=rows, summary=summary,
-                      complete=len(rows) == 2 * len(seeds), budget_ms=b.budget,
-                      validation_sentences=len(b.ds))
+    for side, cfg, seed in todo:
+        run_side(b, side, cfg, seed, work)
+        # Every finished run of the protocol, in protocol order, whichever process ran it.
+        rows = [json.loads((work / f"{sd}_seed{se}.json").read_text()) for sd, _, se in order
+                if (work / f"{sd}_seed{se}.json").is_file()]
+        summary = summarize(rows, seeds)
+        rec.write(args=vars(args), samples=rows, summary=summary, complete=len(rows) == 2 * len(seeds),
+                  budget_ms=b.budget, validation_sentences=len(b.ds))
     print(f"\nbudget {b.budget:g} ms, {len(b.ds)} validation sentences, iterations "
           f"{args.iterations or 'as in the settings files'}")
     print(f"{'seed':>4s} {'side':6s} {'wall s':>9s} {'evals':>7s} {'hits':>6s} {'sents':>6s} "
@@ -249,6 +260,8 @@ def main(argv=None) -> int:
     p.add_argument("--tgt-lang")
     p.add_argument("--split", default="valid")
     p.add_argument("--seeds", default="1,2", help="reported seeds, comma-separated (sides alternate per seed)")
+    p.add_argument("--runs", help="run only these (side, seed) runs, in this order, e.g. hat:1,hat:2 (to share the "
+                   "work between processes); the record collects every finished run of --seeds")
     p.add_argument("--iterations", type=int, help="override both settings' iterations (quick look)")
     p.add_argument("--hat-config", default="hat")
     p.add_argument("--fast-config", default="fast")

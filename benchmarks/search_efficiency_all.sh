@@ -6,7 +6,10 @@
 #      <workdir>/fast_chosen.yaml = fast.yaml with the chosen valid_subset;
 #   3. HAT vs ours with 30 iterations, seeds 1 and 2 (sides alternated), at the median budget.
 #
-#   nice -n 10 bash benchmarks/search_efficiency_all.sh [WORKDIR] [MULTI30K_RAW_DIR] [THREADS]
+#   nice -n 10 bash benchmarks/search_efficiency_all.sh [WORKDIR] [MULTI30K_RAW_DIR] [THREADS] [EXTRA ARGS...]
+#
+# EXTRA ARGS go to step 3, e.g. `--runs ours:2,ours:1` in one process and `--runs hat:1,hat:2` in another (one per
+# core; the record collects every finished run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs/search_eff}
@@ -38,4 +41,4 @@ print(f"valid_subset: {s['valid_subset']} (chosen: {chosen})")
 PYEOF
 fi
 "$PY" benchmarks/search_efficiency.py "${common[@]}" --latency "$(q 0.5)ms" --fast-config "$W/fast_chosen.yaml" \
-  --work-dir "$W/runs"
+  --work-dir "$W/runs" "${@:4}"
