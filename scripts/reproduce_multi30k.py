@@ -311,35 +311,131 @@ class Repro:
             out[name] = ("baseline", None, self.subnet_yaml(name, cfg))
         return out
 
+    def choose_updates(self, big_yaml: Path) -> dict:
+        """The update count of every from-scratch training: Transformer-largest (seed 0) is trained on in steps of
+        ``--updates-step`` until its validation NLL improves by less than ``--flat-gain`` per epoch (or
+        ``--updates-max`` is reached). Decided on validation loss only; test BLEU is computed afterwards."""
+        out = self.w / "scratch" / "Transformer-largest" / "seed0"
+        log = out / "train_log.jsonl"
+        steps = []
+        n = valid_curve(log)[-1][0] if log.is_file() and valid_curve(log) else 0
+        while True:
+            curve = valid_curve(log) if log.is_file() else []
+            gain = per_epoch_gain(curve, updates_per_epoch(log)) if len(curve) >= 2 else None
+            if curve:
+                steps.append({"update": curve[-1][0], "valid_nll_loss": curve[-1][1], "gain_per_epoch": gain})
+                print(f"updates: Transformer-largest NLL {curve[-1][1]:.3f} @ {curve[-1][0]}, "
+                      f"{'-' if gain is None else format(100 * gain, '.2f')}% better per epoch "
+                      f"(flat below {100 * self.a.flat_gain:g}%)", flush=True)
+            if gain is not None and gain < self.a.flat_gain:
+                return {"updates": curve[-1][0], "flattened": True, "steps": steps, "curve": curve,
+                        "rule": f"validation NLL better by < {self.a.flat_gain:g} per epoch"}
+            if n >= self.a.updates_max:
+                print(f"updates: not flattened at --updates-max {self.a.updates_max}; using it", flush=True)
+                return {"updates": n, "flattened": False, "steps": steps, "curve": curve,
+                        "rule": f"validation NLL better by < {self.a.flat_gain:g} per epoch"}
+            n = min(self.a.updates_max, n + self.a.updates_step)
+            self.train(out, n, 0, subnet=big_yaml)
+
+    def done(self, name: str) -> bool:
+        """Whether stage ``name`` has finished (a from-scratch training: with the update count now in force)."""
+        marker = self.w / ".stages" / f"{name}.json"
+        if not marker.is_file():
+            return False
+        if not name.startswith("scratch_"):
+            return True
+        updates = self.a.updates
+        if updates == "auto":
+            chosen = self.w / ".stages" / "updates.json"
+            if not chosen.is_file():
+                return False
+            updates = json.loads(chosen.read_text())["updates"]
+        return json.loads(marker.read_text()).get("updates", 0) >= updates
+
+    def claim(self, name: str) -> bool:
+        """Take job ``name`` for this process: a ``.stages/<name>.claim`` file created exclusively, holding the pid.
+        A claim whose process is gone (an interrupted sitting) is taken over."""
+        path = self.w / ".stages" / f"{name}.claim"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pid = path.read_text().strip() if path.is_file() else ""
+                if pid == str(os.getpid()):
+                    return True
+                if pid and alive(pid):
+                    return False
+                path.unlink(missing_ok=True)  # stale: its process ended
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return True
+        return False
+
+    def share(self, jobs: list) -> None:
+        """Run the jobs (``[(stage name, fn), ...]``) that no other train process has taken, then wait until all of
+        them have finished: several processes started with the same command (one per core) share the work."""
+        for name, fn in jobs:
+            if self.done(name) or not self.claim(name):
+                continue
+            try:
+                fn()
+            finally:
+                (self.w / ".stages" / f"{name}.claim").unlink(missing_ok=True)
+        self.wait([name for name, _ in jobs])
+
+    def wait(self, names: list) -> None:
+        waited = 0
+        while True:
+            todo = [x for x in names if not self.done(x)]
+            if not todo:
+                return
+            if waited % 600 == 0:
+                print(time.strftime("%H:%M:%S"), f"waiting for the other train processes: {', '.join(todo)}",
+                      flush=True)
+            time.sleep(30)
+            waited += 30
+
     def train_all(self) -> None:
-        lock = self.w / "train.pid"
+        lock = self.w / f"train.{os.getpid()}.pid"
         lock.write_text(str(os.getpid()))
         try:
-            self.pl.stage("prepare", self.prepare)
-            cal = self.pl.stage("calibrate", self.calibrate)
+            self.share([("prepare", lambda: self.pl.stage("prepare", self.prepare)),
+                        ("calibrate", lambda: self.pl.stage("calibrate", self.calibrate))])
+            cal = json.loads((self.w / ".stages" / "calibrate.json").read_text())
             rank = ranking_configs(self.space, self.a.ranking_random)
-            big = self.scratch("Transformer-largest", self.subnet_yaml("Transformer-largest",
-                                                                       rank["Transformer-largest"]), 0)
-            print(flattening_note(big["valid_curve"]), flush=True)
-            for method in self.methods():
-                self.supernet(method, cal[method]["updates"])
-            for name, cfg in rank.items():
-                self.scratch(name, self.subnet_yaml(name, cfg), 0)
-            ranking = self.pl.stage("ranking", self.ranking)
-            method = self.a.search_supernet
-            if method == "auto":
-                method = max(self.methods(), key=lambda m: ranking[m]["kendall_tau"])
-            self.search(str(self.w / f"supernet_{method}" / "checkpoint_last.pt"))
+            big_yaml = self.subnet_yaml("Transformer-largest", rank["Transformer-largest"])
+
+            def largest():
+                if self.a.updates == "auto":
+                    self.a.updates = self.pl.stage("updates", lambda: self.choose_updates(big_yaml))["updates"]
+                big = self.scratch("Transformer-largest", big_yaml, 0)
+                print(flattening_note(big["valid_curve"], self.a.flat_gain), flush=True)
+            # The update-count decision and both SuperTransformers do not depend on each other.
+            self.share([("scratch_Transformer-largest_seed0", largest)] +
+                       [(f"supernet_{m}", lambda m=m: self.supernet(m, cal[m]["updates"])) for m in self.methods()])
+            if self.a.updates == "auto":  # another process chose it
+                self.a.updates = json.loads((self.w / ".stages" / "updates.json").read_text())["updates"]
+            self.share([(f"scratch_{name}_seed0", lambda name=name, cfg=cfg: self.scratch(
+                name, self.subnet_yaml(name, cfg), 0)) for name, cfg in rank.items()])
+
+            def ranking_and_search():
+                ranking = self.pl.stage("ranking", self.ranking)
+                method = self.a.search_supernet
+                if method == "auto":
+                    method = max(self.methods(), key=lambda m: ranking[m]["kendall_tau"])
+                self.search(str(self.w / f"supernet_{method}" / "checkpoint_last.pt"))
+            self.share([("search", ranking_and_search)])
             models = self.models()
-            for seed in self.a.seeds:
-                for name, (_, _, sub) in models.items():
-                    self.scratch(name, sub, seed)
+            self.share([(f"scratch_{name}_seed{seed}", lambda name=name, sub=sub, seed=seed: self.scratch(
+                name, sub, seed)) for seed in self.a.seeds for name, (_, _, sub) in models.items()])
         finally:
             lock.unlink(missing_ok=True)
 
     def measure(self) -> dict:
-        pid = (self.w / "train.pid").read_text().strip() if (self.w / "train.pid").is_file() else ""
-        if pid and Path(f"/proc/{pid}").exists():
+        pids = [f.read_text().strip() for f in self.w.glob("train*.pid")]
+        pid = next((x for x in pids if x and alive(x)), "")
+        if pid:
             raise SystemExit(f"reproduce_multi30k: error: the train stage runs (pid {pid}); measure latency when it "
                              f"has finished, in a quiet window")
         import onnxruntime
@@ -376,6 +472,10 @@ class Repro:
         from hat.config import load_yaml
         lat_path = self.w / "latency_measured.json"
         lat = json.loads(lat_path.read_text())["latency_ms"] if lat_path.is_file() else {}
+        updates = self.a.updates
+        if updates == "auto":  # the count the train stage chose (None before it has)
+            chosen = self.w / ".stages" / "updates.json"
+            updates = json.loads(chosen.read_text())["updates"] if chosen.is_file() else None
         records = []
         for name, (kind, budget, sub) in self.models().items():
             seeds, bleu, nll = [], [], []
@@ -390,7 +490,7 @@ class Repro:
             records.append({"name": name, "kind": kind, "budget_ms": budget, "latency_ms": lat.get(name),
                             "seeds": seeds, "bleu": bleu, "valid_nll_loss": nll, "params": meta.get("params"),
                             "predicted_latency_ms": meta.get("predicted_latency_ms"),
-                            "subnet": SubnetConfig.load_yaml(sub).to_dict(), "updates": self.a.updates})
+                            "subnet": SubnetConfig.load_yaml(sub).to_dict(), "updates": updates})
         out = Path(self.a.results)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(records, indent=1))
@@ -415,15 +515,44 @@ class Repro:
         return records
 
 
-def flattening_note(curve: list) -> str:
-    """One line on whether a validation curve ``[(update, nll), ...]`` has flattened (last step < 1% better)."""
+def alive(pid: str) -> bool:
+    """Whether ``pid`` is a running train process of this script (not a recycled pid)."""
+    try:
+        return "reproduce_multi30k" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def valid_curve(train_log: Path) -> list[tuple[int, float]]:
+    """``[(update, validation NLL), ...]`` of a training's ``train_log.jsonl``."""
+    rows = [json.loads(x) for x in train_log.read_text().splitlines() if x.strip()]
+    return [(r["update"], r["nll_loss"]) for r in rows if r.get("type") == "valid"]
+
+
+def updates_per_epoch(train_log: Path) -> int:
+    """Updates in one epoch: the last update logged in epoch 1 (validation runs at every epoch's end)."""
+    rows = [json.loads(x) for x in train_log.read_text().splitlines() if x.strip()]
+    return max(r["update"] for r in rows if r.get("type") == "valid" and r.get("epoch") == 1)
+
+
+def per_epoch_gain(curve: list, epoch_updates: int) -> float:
+    """Relative NLL improvement per epoch between the last point and the latest point at least one epoch before it
+    (a run that stopped mid-epoch adds an off-epoch point; measuring over >= 1 epoch keeps that from deciding)."""
+    u1, b = curve[-1]
+    earlier = [(u, v) for u, v in curve[:-1] if u <= u1 - epoch_updates] or curve[:1]
+    u0, a = earlier[-1]
+    return (a - b) / a * epoch_updates / max(1, u1 - u0)
+
+
+def flattening_note(curve: list, flat_gain: float = 0.01, epoch_updates: int | None = None) -> str:
+    """One line on whether a validation curve ``[(update, nll), ...]`` has flattened (improving by less than
+    ``flat_gain`` per epoch; without ``epoch_updates`` the first point is taken as the end of epoch 1)."""
     if len(curve) < 2:
         return "validation curve: fewer than 2 points"
-    (u0, a), (u1, b) = curve[-2], curve[-1]
-    gain = (a - b) / a
-    verdict = "flattened" if gain < 0.01 else "NOT flattened: consider more updates before seeds 1-2"
-    return (f"Transformer-largest validation NLL {a:.3f} @ {u0} -> {b:.3f} @ {u1} updates "
-            f"({100 * gain:.1f}% better): {verdict}")
+    gain = per_epoch_gain(curve, epoch_updates or curve[0][0])
+    verdict = "flattened" if gain < flat_gain else "NOT flattened: consider more updates before seeds 1-2"
+    return (f"Transformer-largest validation NLL {curve[-1][1]:.3f} @ {curve[-1][0]} updates, "
+            f"{100 * gain:.1f}% better per epoch: {verdict}")
 
 
 def verdict(records: list[dict]) -> list[str]:
@@ -490,6 +619,18 @@ def plot(records, path: Path) -> None:
     plt.close(fig)
 
 
+def updates_arg(v: str):
+    if v == "auto":
+        return v
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive update count or 'auto', got {v!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", default="runs/repro")
@@ -498,7 +639,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--bpe-vocab", type=int, default=4000)
     p.add_argument("--max-tokens", type=int, default=2048)
-    p.add_argument("--updates", type=int, default=1200, help="updates of every from-scratch training")
+    p.add_argument("--updates", type=updates_arg, default="auto",
+                   help="updates of every from-scratch training, or 'auto': train Transformer-largest on until its "
+                        "validation NLL has flattened and use that count (default)")
+    p.add_argument("--updates-step", type=int, default=544, help="with --updates auto: extend by this many updates")
+    p.add_argument("--updates-max", type=int, default=8000, help="with --updates auto: the cap")
+    p.add_argument("--flat-gain", type=float, default=0.01,
+                   help="flattened = validation NLL better by less than this fraction per epoch")
     p.add_argument("--save-every", type=int, default=100, help="checkpoint every N updates (resume granularity)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--supernet-cpu-minutes", type=float, default=45.0,

@@ -1,6 +1,7 @@
 """The paper-task recipes need GPUs and WMT data; here only their --dry-run is exercised."""
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,63 @@ def test_reproduction_verdict(searched, expect):
                rec("slow", "baseline", 12.0, (30.0, 30.0, 30.0))]  # slower: not a rival
     (line,) = repro.verdict(records)
     assert "best baseline at <= latency fast" in line and line.endswith(expect)
+
+
+def test_reproduce_multi30k_update_count_rule(tmp_path):
+    """--updates auto: the count is where Transformer-largest's validation NLL improves by < 1% per epoch, measured
+    over >= 1 epoch so that an off-epoch point (a run stopped mid-epoch) does not decide alone."""
+    import argparse
+    import json
+    repro = _load_repro()
+    log = tmp_path / "train_log.jsonl"
+    rows = [{"type": "train", "update": 50, "epoch": 1},
+            {"type": "valid", "update": 100, "epoch": 1, "nll_loss": 4.0},
+            {"type": "valid", "update": 200, "epoch": 2, "nll_loss": 3.0},
+            {"type": "valid", "update": 300, "epoch": 3, "nll_loss": 2.97},
+            {"type": "valid", "update": 310, "epoch": 4, "nll_loss": 2.96}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curve = repro.valid_curve(log)
+    assert curve == [(100, 4.0), (200, 3.0), (300, 2.97), (310, 2.96)]
+    assert repro.updates_per_epoch(log) == 100
+    # last point vs the latest point >= 1 epoch before it (200): (3.0 - 2.96) / 3.0 per 110 updates
+    assert abs(repro.per_epoch_gain(curve, 100) - 0.04 / 3.0 * 100 / 110) < 1e-12
+    assert "NOT flattened" in repro.flattening_note(curve[:2], 0.01, 100)
+    assert "flattened" in repro.flattening_note(curve[:3], 0.01, 100)
+    assert repro.updates_arg("auto") == "auto" and repro.updates_arg("2400") == 2400
+    for bad in ("0", "-5", "many"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            repro.updates_arg(bad)
+
+
+def test_reproduce_multi30k_train_processes_share_jobs(tmp_path):
+    """Several train processes share the work through exclusive claims: a job claimed by a live process is left to
+    it, a stale claim (its process ended) is taken over, and a from-scratch marker written with fewer updates than
+    the count in force is not finished."""
+    import json
+    import os
+    repro = _load_repro()
+    args = repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "train", "--updates", "300"])
+    r = repro.Repro(args)
+    stages = tmp_path / ".stages"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "reproduce_multi30k"])
+    try:
+        import time
+        for _ in range(100):  # until the child has exec'd (before that its cmdline is pytest's)
+            if repro.alive(str(other.pid)):
+                break
+            time.sleep(0.05)
+        (stages / "job0.claim").write_text(str(other.pid))  # another live train process has job0
+        (stages / "job1.claim").write_text("999999999")  # a claim left by an interrupted sitting
+        assert not r.claim("job0") and r.claim("job1") and r.claim("job2")
+        assert (stages / "job1.claim").read_text() == str(os.getpid())
+        ran = []
+        (stages / "job0.json").write_text("{}")  # the other process finishes job0
+        r.share([(f"job{k}", lambda k=k: (ran.append(k), (stages / f"job{k}.json").write_text("{}")))
+                 for k in range(3)])
+        assert ran == [1, 2] and not list(stages.glob("job[12].claim"))
+    finally:
+        other.kill()
+    (stages / "scratch_m_seed0.json").write_text(json.dumps({"updates": 200}))
+    assert not r.done("scratch_m_seed0")  # trained with fewer updates: it will be continued
+    (stages / "scratch_m_seed0.json").write_text(json.dumps({"updates": 300}))
+    assert r.done("scratch_m_seed0")
