@@ -141,8 +141,7 @@ class Repro:
         def run():
             t0 = time.process_time()
             self.train(out, self.a.updates, seed, subnet=subnet_yaml)
-            valid = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
-            valid = [r for r in valid if r.get("type") == "valid"]
+            valid = valid_rows(out / "train_log.jsonl")
             bleu = self.bleu(out / "checkpoint_best.pt", out)
             for ck in out.glob("checkpoint*.pt"):  # finished: keep the scored model and the one to extend (disk)
                 if ck.name not in ("checkpoint_best.pt", "checkpoint_last.pt"):
@@ -318,9 +317,9 @@ class Repro:
         out = self.w / "scratch" / "Transformer-largest" / "seed0"
         log = out / "train_log.jsonl"
         steps = []
-        n = valid_curve(log)[-1][0] if log.is_file() and valid_curve(log) else 0
         while True:
             curve = valid_curve(log) if log.is_file() else []
+            n = curve[-1][0] if curve else 0  # a training validates at its last update
             gain = per_epoch_gain(curve, updates_per_epoch(log)) if len(curve) >= 2 else None
             if curve:
                 steps.append({"update": curve[-1][0], "valid_nll_loss": curve[-1][1], "gain_per_epoch": gain})
@@ -410,7 +409,9 @@ class Repro:
                 if self.a.updates == "auto":
                     self.a.updates = self.pl.stage("updates", lambda: self.choose_updates(big_yaml))["updates"]
                 big = self.scratch("Transformer-largest", big_yaml, 0)
-                print(flattening_note(big["valid_curve"], self.a.flat_gain), flush=True)
+                epoch_updates = updates_per_epoch(self.w / "scratch" / "Transformer-largest" / "seed0" /
+                                                  "train_log.jsonl")
+                print(flattening_note(big["valid_curve"], self.a.flat_gain, epoch_updates), flush=True)
             # The update-count decision and both SuperTransformers do not depend on each other.
             self.share([("scratch_Transformer-largest_seed0", largest)] +
                        [(f"supernet_{m}", lambda m=m: self.supernet(m, cal[m]["updates"])) for m in self.methods()])
@@ -523,16 +524,20 @@ def alive(pid: str) -> bool:
         return False
 
 
+def valid_rows(train_log: Path) -> list[dict]:
+    """The validation records of a training's ``train_log.jsonl``, in order."""
+    rows = [json.loads(x) for x in train_log.read_text().splitlines() if x.strip()]
+    return [r for r in rows if r.get("type") == "valid"]
+
+
 def valid_curve(train_log: Path) -> list[tuple[int, float]]:
     """``[(update, validation NLL), ...]`` of a training's ``train_log.jsonl``."""
-    rows = [json.loads(x) for x in train_log.read_text().splitlines() if x.strip()]
-    return [(r["update"], r["nll_loss"]) for r in rows if r.get("type") == "valid"]
+    return [(r["update"], r["nll_loss"]) for r in valid_rows(train_log)]
 
 
 def updates_per_epoch(train_log: Path) -> int:
     """Updates in one epoch: the last update logged in epoch 1 (validation runs at every epoch's end)."""
-    rows = [json.loads(x) for x in train_log.read_text().splitlines() if x.strip()]
-    return max(r["update"] for r in rows if r.get("type") == "valid" and r.get("epoch") == 1)
+    return max(r["update"] for r in valid_rows(train_log) if r.get("epoch") == 1)
 
 
 def per_epoch_gain(curve: list, epoch_updates: int) -> float:
@@ -544,12 +549,12 @@ def per_epoch_gain(curve: list, epoch_updates: int) -> float:
     return (a - b) / a * epoch_updates / max(1, u1 - u0)
 
 
-def flattening_note(curve: list, flat_gain: float = 0.01, epoch_updates: int | None = None) -> str:
+def flattening_note(curve: list, flat_gain: float, epoch_updates: int) -> str:
     """One line on whether a validation curve ``[(update, nll), ...]`` has flattened (improving by less than
-    ``flat_gain`` per epoch; without ``epoch_updates`` the first point is taken as the end of epoch 1)."""
+    ``flat_gain`` per epoch of ``epoch_updates`` updates)."""
     if len(curve) < 2:
         return "validation curve: fewer than 2 points"
-    gain = per_epoch_gain(curve, epoch_updates or curve[0][0])
+    gain = per_epoch_gain(curve, epoch_updates)
     verdict = "flattened" if gain < flat_gain else "NOT flattened: consider more updates before seeds 1-2"
     return (f"Transformer-largest validation NLL {curve[-1][1]:.3f} @ {curve[-1][0]} updates, "
             f"{100 * gain:.1f}% better per epoch: {verdict}")

@@ -1,4 +1,5 @@
-"""A real OpenSSH server on 127.0.0.1 for the remote-profiling tests (skipped when sshd is not installed)."""
+"""A real OpenSSH server on 127.0.0.1 for the remote-profiling tests (skipped when sshd is not installed), and
+hat-profile killed mid-run for the resume tests."""
 
 from __future__ import annotations
 
@@ -123,3 +124,26 @@ def sshd(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+def _sigkill_profile(args: list[str], out: Path, lines: int, timeout_s: float) -> None:
+    """Run ``hat-profile args`` in a subprocess and SIGKILL it once ``out`` has ``lines`` lines (the header
+    included); fails if it finished before that."""
+    cmd = [sys.executable, "-c", "import sys; from hat.cli.profile import main; sys.exit(main())"] + args
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.is_file() and out.read_text().count("\n") >= lines:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def sigkill_profile():
+    """``sigkill_profile(args, out, lines, timeout_s)``: hat-profile SIGKILLed mid-run (see ``_sigkill_profile``)."""
+    return _sigkill_profile

@@ -66,27 +66,11 @@ def test_bad_input_exit_2(tmp_path, capsys, tiny_space, case):
     assert expect in err
 
 
-def test_sigkill_mid_run_leaves_valid_csv(tmp_path):
+def test_sigkill_mid_run_leaves_valid_csv(tmp_path, sigkill_profile):
     """hat-profile killed while measuring: every line in the file is a complete record; --resume finishes."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     out = tmp_path / "lat.csv"
-    cmd = [sys.executable, "-c", "import sys; from hat.cli.profile import main; sys.exit(main())", "--space",
-           "multi30k_tiny", "--device", "cpu_eager", "--samples", "50", "--out", str(out)] + FAST
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.is_file() and out.read_text().count("\n") >= 3:  # header + 2 records
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    sigkill_profile(["--space", "multi30k_tiny", "--device", "cpu_eager", "--samples", "50", "--out", str(out)] + FAST,
+                    out, 3, 120)  # header + 2 records
     n = len(read_latency_csv(out))  # a row cut by the kill would be skipped here (with a warning) ...
     assert 2 <= n < 50
     # ... and dropped when the file is reopened; the same seed regenerates the same configs, the first n are skipped.

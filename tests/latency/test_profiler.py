@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 
 from hat.latency.backends.debug import DebugBackend
@@ -101,7 +95,7 @@ def test_busy_machine_warns_before_and_during(monkeypatch, tiny_space):
     assert "burn (pid 1, 100% CPU)" in msgs[0] and "job (pid 3" in msgs[1]
 
 
-def test_interleaved_sigkill_then_resume_is_exact(tmp_path):
+def test_interleaved_sigkill_then_resume_is_exact(tmp_path, sigkill_profile):
     """hat-profile with --interleave 4 killed by SIGKILL mid-run: no partial or duplicate rows, and --resume
     measures exactly the missing configs."""
     from hat.cli.profile import main
@@ -110,18 +104,7 @@ def test_interleaved_sigkill_then_resume_is_exact(tmp_path):
     fast = ["--src-len", "8", "--tgt-len", "5", "--vocab-size", "200", "--warmup", "1", "--repeats", "3"]
     args = ["--space", "multi30k_tiny", "--device", "cpu_eager", "--samples", "24", "--seed", "3", "--out",
             str(out), "--interleave", "4"] + fast
-    cmd = [sys.executable, "-c", "import sys; from hat.cli.profile import main; sys.exit(main())"] + args
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.is_file() and out.read_text().count("\n") >= 6:  # header + the first chunk + 1
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    sigkill_profile(args, out, 6, 180)  # header + the first chunk + 1
     first = read_latency_csv(out)
     assert 5 <= len(first) < 24
     assert main(args + ["--resume"]) == 0
