@@ -34,7 +34,9 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from hat import quickstart as qs
 from hat.space import SubnetConfig, load_space
@@ -95,7 +97,18 @@ def ranking_configs(space, n_random: int, seed: int = 7) -> dict[str, SubnetConf
     return out
 
 
+@dataclass(frozen=True)
+class Job:
+    """One job of the train stage: ``name`` is its stage (``.stages/<name>.json`` once finished), ``needs`` the
+    stages that must have finished before it can start."""
+
+    name: str
+    needs: tuple[str, ...]
+    fn: Callable[[], object]
+
+
 class Repro:
+    poll_s = 30  # how often a process with no free job looks again
     def __init__(self, args):
         self.a = args
         self.w = Path(args.workdir).resolve()
@@ -133,20 +146,21 @@ class Repro:
         """Train ``subnet_yaml`` from scratch with ``seed``, then BLEU; skipped when finished."""
         out = self.w / "scratch" / name / f"seed{seed}"
         marker = self.w / ".stages" / f"scratch_{name}_seed{seed}.json"
-        if marker.is_file() and json.loads(marker.read_text()).get("updates", 0) < self.a.updates:
+        updates = self.updates()
+        if marker.is_file() and json.loads(marker.read_text()).get("updates", 0) < updates:
             # --updates was raised: continue this training from its checkpoint_last.pt (the inverse-sqrt schedule
             # does not depend on the total, so this equals a run trained that long from the start), rescore.
             marker.unlink()
 
         def run():
             t0 = time.process_time()
-            self.train(out, self.a.updates, seed, subnet=subnet_yaml)
+            self.train(out, updates, seed, subnet=subnet_yaml)
             valid = valid_rows(out / "train_log.jsonl")
             bleu = self.bleu(out / "checkpoint_best.pt", out)
             for ck in out.glob("checkpoint*.pt"):  # finished: keep the scored model and the one to extend (disk)
                 if ck.name not in ("checkpoint_best.pt", "checkpoint_last.pt"):
                     ck.unlink()
-            return {"name": name, "seed": seed, "subnet": str(subnet_yaml), "updates": self.a.updates,
+            return {"name": name, "seed": seed, "subnet": str(subnet_yaml), "updates": updates,
                     "checkpoint": str(out / "checkpoint_best.pt"),
                     "valid_loss": valid[-1]["loss"], "valid_nll_loss": valid[-1]["nll_loss"],
                     "best_valid_loss": min(r["loss"] for r in valid),
@@ -343,13 +357,8 @@ class Repro:
             return False
         if not name.startswith("scratch_"):
             return True
-        updates = self.a.updates
-        if updates == "auto":
-            chosen = self.w / ".stages" / "updates.json"
-            if not chosen.is_file():
-                return False
-            updates = json.loads(chosen.read_text())["updates"]
-        return json.loads(marker.read_text()).get("updates", 0) >= updates
+        updates = self.updates()
+        return updates is not None and json.loads(marker.read_text()).get("updates", 0) >= updates
 
     def claim(self, name: str) -> bool:
         """Take job ``name`` for this process: a ``.stages/<name>.claim`` file created exclusively, holding the pid.
@@ -371,65 +380,88 @@ class Repro:
             return True
         return False
 
-    def share(self, jobs: list) -> None:
-        """Run the jobs (``[(stage name, fn), ...]``) that no other train process has taken, then wait until all of
-        them have finished: several processes started with the same command (one per core) share the work."""
-        for name, fn in jobs:
-            if self.done(name) or not self.claim(name):
-                continue
-            try:
-                fn()
-            finally:
-                (self.w / ".stages" / f"{name}.claim").unlink(missing_ok=True)
-        self.wait([name for name, _ in jobs])
-
-    def wait(self, names: list) -> None:
+    def run_jobs(self, jobs) -> None:
+        """Run the train stage's jobs until all have finished. ``jobs()`` returns them in priority order (it is
+        called again after each job: the searched models exist only once the search has run). This process takes
+        the first job that is not finished, whose needs have finished and that no other live train process has
+        claimed; it waits only when no job is free. So several processes started with the same command (one per
+        core) share the work and none idles while there is work it can do, e.g. seed-1 baselines while the other
+        process finishes the ranking set that the search needs."""
         waited = 0
         while True:
-            todo = [x for x in names if not self.done(x)]
+            todo = [j for j in jobs() if not self.done(j.name)]
             if not todo:
                 return
-            if waited % 600 == 0:
-                print(time.strftime("%H:%M:%S"), f"waiting for the other train processes: {', '.join(todo)}",
-                      flush=True)
-            time.sleep(30)
-            waited += 30
+            for job in todo:
+                if all(self.done(n) for n in job.needs) and self.claim(job.name):
+                    try:
+                        job.fn()
+                    finally:
+                        (self.w / ".stages" / f"{job.name}.claim").unlink(missing_ok=True)
+                    waited = 0
+                    break
+            else:
+                if waited % 600 == 0:
+                    print(time.strftime("%H:%M:%S"), "waiting for the other train processes: "
+                          f"{', '.join(j.name for j in todo)}", flush=True)
+                time.sleep(self.poll_s)
+                waited += self.poll_s
+
+    def updates(self):
+        """The update count of every from-scratch training (``None`` while ``--updates auto`` has not chosen it)."""
+        if self.a.updates != "auto":
+            return self.a.updates
+        chosen = self.w / ".stages" / "updates.json"
+        return json.loads(chosen.read_text())["updates"] if chosen.is_file() else None
+
+    def jobs(self) -> list[Job]:
+        """Every job of the train stage, in priority order, with the stages each needs: data, calibration, the
+        update-count decision (Transformer-largest seed 0) and both SuperTransformers; the ranking set (seed 0);
+        ranking + search; the searched models (seed 0); then seeds 1, 2 of every model (baselines may run before
+        the search has, searched models after)."""
+        rank = ranking_configs(self.space, self.a.ranking_random)
+        big_yaml = self.subnet_yaml("Transformer-largest", rank["Transformer-largest"])
+        counted = ("updates",) if self.a.updates == "auto" else ("prepare",)
+
+        def largest():
+            if self.a.updates == "auto":
+                self.pl.stage("updates", lambda: self.choose_updates(big_yaml))
+            big = self.scratch("Transformer-largest", big_yaml, 0)
+            epoch_updates = updates_per_epoch(self.w / "scratch" / "Transformer-largest" / "seed0" / "train_log.jsonl")
+            print(flattening_note(big["valid_curve"], self.a.flat_gain, epoch_updates), flush=True)
+
+        def calibrated(m):
+            return json.loads((self.w / ".stages" / "calibrate.json").read_text())[m]["updates"]
+
+        def ranking_and_search():
+            ranking = self.pl.stage("ranking", self.ranking)
+            method = self.a.search_supernet
+            if method == "auto":
+                method = max(self.methods(), key=lambda m: ranking[m]["kendall_tau"])
+            self.search(str(self.w / f"supernet_{method}" / "checkpoint_last.pt"))
+
+        def scratch(name, sub, seed):
+            return Job(f"scratch_{name}_seed{seed}", counted, lambda: self.scratch(name, sub, seed))
+        out = [Job("prepare", (), lambda: self.pl.stage("prepare", self.prepare)),
+               Job("calibrate", ("prepare",), lambda: self.pl.stage("calibrate", self.calibrate)),
+               Job("scratch_Transformer-largest_seed0", ("prepare",), largest)]
+        out += [Job(f"supernet_{m}", ("calibrate",), lambda m=m: self.supernet(m, calibrated(m)))
+                for m in self.methods()]
+        out += [scratch(name, self.subnet_yaml(name, cfg), 0) for name, cfg in rank.items()
+                if name != "Transformer-largest"]
+        out.append(Job("search", tuple(j.name for j in out if j.name.startswith(("supernet_", "scratch_"))),
+                       ranking_and_search))
+        models = self.models()
+        out += [scratch(name, sub, 0) for name, (kind, _, sub) in models.items() if kind == "searched"]
+        out += [scratch(name, sub, seed) for seed in self.a.seeds if seed != 0
+                for name, (_, _, sub) in models.items()]
+        return out
 
     def train_all(self) -> None:
         lock = self.w / f"train.{os.getpid()}.pid"
         lock.write_text(str(os.getpid()))
         try:
-            self.share([("prepare", lambda: self.pl.stage("prepare", self.prepare)),
-                        ("calibrate", lambda: self.pl.stage("calibrate", self.calibrate))])
-            cal = json.loads((self.w / ".stages" / "calibrate.json").read_text())
-            rank = ranking_configs(self.space, self.a.ranking_random)
-            big_yaml = self.subnet_yaml("Transformer-largest", rank["Transformer-largest"])
-
-            def largest():
-                if self.a.updates == "auto":
-                    self.a.updates = self.pl.stage("updates", lambda: self.choose_updates(big_yaml))["updates"]
-                big = self.scratch("Transformer-largest", big_yaml, 0)
-                epoch_updates = updates_per_epoch(self.w / "scratch" / "Transformer-largest" / "seed0" /
-                                                  "train_log.jsonl")
-                print(flattening_note(big["valid_curve"], self.a.flat_gain, epoch_updates), flush=True)
-            # The update-count decision and both SuperTransformers do not depend on each other.
-            self.share([("scratch_Transformer-largest_seed0", largest)] +
-                       [(f"supernet_{m}", lambda m=m: self.supernet(m, cal[m]["updates"])) for m in self.methods()])
-            if self.a.updates == "auto":  # another process chose it
-                self.a.updates = json.loads((self.w / ".stages" / "updates.json").read_text())["updates"]
-            self.share([(f"scratch_{name}_seed0", lambda name=name, cfg=cfg: self.scratch(
-                name, self.subnet_yaml(name, cfg), 0)) for name, cfg in rank.items()])
-
-            def ranking_and_search():
-                ranking = self.pl.stage("ranking", self.ranking)
-                method = self.a.search_supernet
-                if method == "auto":
-                    method = max(self.methods(), key=lambda m: ranking[m]["kendall_tau"])
-                self.search(str(self.w / f"supernet_{method}" / "checkpoint_last.pt"))
-            self.share([("search", ranking_and_search)])
-            models = self.models()
-            self.share([(f"scratch_{name}_seed{seed}", lambda name=name, sub=sub, seed=seed: self.scratch(
-                name, sub, seed)) for seed in self.a.seeds for name, (_, _, sub) in models.items()])
+            self.run_jobs(self.jobs)
         finally:
             lock.unlink(missing_ok=True)
 
@@ -473,10 +505,7 @@ class Repro:
         from hat.config import load_yaml
         lat_path = self.w / "latency_measured.json"
         lat = json.loads(lat_path.read_text())["latency_ms"] if lat_path.is_file() else {}
-        updates = self.a.updates
-        if updates == "auto":  # the count the train stage chose (None before it has)
-            chosen = self.w / ".stages" / "updates.json"
-            updates = json.loads(chosen.read_text())["updates"] if chosen.is_file() else None
+        updates = self.updates()  # None before the train stage has chosen it
         records = []
         for name, (kind, budget, sub) in self.models().items():
             seeds, bleu, nll = [], [], []
@@ -659,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate-updates", type=int, default=10)
     p.add_argument("--sandwich-random", type=int, default=2)
     p.add_argument("--inplace-distill", type=float, default=1.0)
-    p.add_argument("--ranking-random", type=int, default=6, help="random SubTransformers in the ranking set")
+    p.add_argument("--ranking-random", type=int, default=4, help="random SubTransformers in the ranking set")
     p.add_argument("--search-supernet", choices=("auto", "hat_random", "sandwich_distill"), default="auto",
                    help="supernet the search uses (auto: the one with the higher ranking tau)")
     p.add_argument("--profile-samples", type=int, default=150)

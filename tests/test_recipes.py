@@ -37,7 +37,7 @@ def test_reproduce_multi30k_dry_run():
     out = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     for stage in ("train", "measure", "report"):  # latency is measured in its own stage, after training
-        assert f"reproduce_multi30k.py --workdir runs/repro" in out.stdout and f"--stage {stage}" in out.stdout
+        assert "reproduce_multi30k.py --workdir runs/repro" in out.stdout and f"--stage {stage}" in out.stdout
 
 
 def _load_repro():
@@ -45,6 +45,7 @@ def _load_repro():
     spec = importlib.util.spec_from_file_location("reproduce_multi30k",
                                                   RECIPES[0].parents[1] / "reproduce_multi30k.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -122,10 +123,10 @@ def test_reproduce_multi30k_update_count_rule(tmp_path):
             repro.updates_arg(bad)
 
 
-def test_reproduce_multi30k_train_processes_share_jobs(tmp_path):
+def test_reproduce_multi30k_train_processes_share_jobs(tmp_path, monkeypatch):
     """Several train processes share the work through exclusive claims: a job claimed by a live process is left to
-    it, a stale claim (its process ended) is taken over, and a from-scratch marker written with fewer updates than
-    the count in force is not finished."""
+    it, a stale claim (its process ended) is taken over, a job waits for the stages it needs while the process does
+    the free ones, and a from-scratch marker written with fewer updates than the count in force is not finished."""
     import json
     import os
     repro = _load_repro()
@@ -144,13 +145,48 @@ def test_reproduce_multi30k_train_processes_share_jobs(tmp_path):
         assert not r.claim("job0") and r.claim("job1") and r.claim("job2")
         assert (stages / "job1.claim").read_text() == str(os.getpid())
         ran = []
-        (stages / "job0.json").write_text("{}")  # the other process finishes job0
-        r.share([(f"job{k}", lambda k=k: (ran.append(k), (stages / f"job{k}.json").write_text("{}")))
-                 for k in range(3)])
-        assert ran == [1, 2] and not list(stages.glob("job[12].claim"))
+
+        def job(k, needs=()):
+            return repro.Job(f"job{k}", needs, lambda: (ran.append(k), (stages / f"job{k}.json").write_text("{}")))
+        # job3 needs job0, which the other process is still running: this process does job1, job2, then waits
+        # (it does not idle before that) and runs job3 once job0 has finished; job4 appears only after job3 ran.
+        polls = []
+
+        def sleep(s):
+            polls.append(s)
+            (stages / "job0.json").write_text("{}")  # meanwhile the other process finishes job0
+        r.poll_s = 0.01
+        monkeypatch.setattr(repro.time, "sleep", sleep)
+        r.run_jobs(lambda: [job(3, ("job0",)), job(0), job(1), job(2)] + ([job(4)] if 3 in ran else []))
+        assert ran == [1, 2, 3, 4] and len(polls) == 1 and not list(stages.glob("job[1-4].claim"))
     finally:
         other.kill()
     (stages / "scratch_m_seed0.json").write_text(json.dumps({"updates": 200}))
     assert not r.done("scratch_m_seed0")  # trained with fewer updates: it will be continued
     (stages / "scratch_m_seed0.json").write_text(json.dumps({"updates": 300}))
     assert r.done("scratch_m_seed0")
+
+
+def test_reproduce_multi30k_job_order(tmp_path):
+    """The train stage's jobs in priority order: the search needs both SuperTransformers and the whole ranking set;
+    searched models appear once the search has run, their seed 0 before every model's seeds 1 and 2."""
+    import json
+    repro = _load_repro()
+    args = repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "train"])
+    r = repro.Repro(args)
+    jobs = r.jobs()
+    names = [j.name for j in jobs]
+    assert names[:5] == ["prepare", "calibrate", "scratch_Transformer-largest_seed0", "supernet_hat_random",
+                         "supernet_sandwich_distill"]
+    rank = [f"scratch_{n}_seed0" for n in repro.ranking_configs(r.space, args.ranking_random)]
+    search = jobs[names.index("search")]
+    assert set(search.needs) == set(rank) | {"supernet_hat_random", "supernet_sandwich_distill"}
+    assert len(rank) >= 10 and set(names[:names.index("search")]) == set(names[:5]) | set(rank)
+    assert all(j.needs == ("updates",) for j in jobs if j.name.startswith("scratch_") and "largest_seed0" not in j.name)
+    assert not any("HAT@" in n for n in names)
+    sub = r.subnet_yaml("Transformer-smallest", r.space.smallest())
+    (tmp_path / ".stages" / "search.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
+    names = [j.name for j in r.jobs()]
+    after = names[names.index("search") + 1:]
+    assert after[0] == "scratch_HAT@5.5ms_seed0" and after.index("scratch_HAT@5.5ms_seed1") > 0
+    assert sum(n.endswith("_seed1") for n in after) == sum(n.endswith("_seed2") for n in after) == 7
