@@ -480,8 +480,11 @@ class Repro:
         vocab = len(Dictionary.load(self.data / "dict.en.txt"))
         settings = ProfileSettings(vocab_size=vocab, repeats=self.a.measure_repeats, threads=1)
         backend = get_backend(load_device("cpu"), settings, qkv_dim=self.space.qkv_dim)
-        models = self.models()
-        cfgs = {n: SubnetConfig.load_yaml(p) for n, (_, _, p) in models.items()}
+        cfgs = {n: SubnetConfig.load_yaml(p) for n, (_, _, p) in self.models().items()}
+        # the ranking-only SubTransformers too: with their seed-0 scores they show whether the space held a better
+        # model than the searched one at its latency (a search problem) or not (a space problem)
+        for name, cfg in ranking_configs(self.space, self.a.ranking_random).items():
+            cfgs.setdefault(name, cfg)
         rng = random.Random(0)
         samples = {n: [] for n in cfgs}
         before = os.getloadavg()
@@ -535,6 +538,8 @@ class Repro:
                   f"{len(b)} | {bl} |")
         for line in verdict(records):
             print(line)
+        for line in self.diagnostics(records, lat):
+            print(line)
         print(f"finished stages: {stage_totals(self.w)} (wall = as run, under whatever load there was)")
         if lat and any(r["bleu"] for r in records):
             plot(records, Path(self.a.plot))
@@ -543,6 +548,47 @@ class Repro:
             dst = out.parent / "supernet_ranking.json"
             dst.write_text(ranking.read_text())
         return records
+
+
+    def diagnostics(self, records: list[dict], latency_ms: dict) -> list[str]:
+        """Measurements behind the verdict, for the causes the issue names: how well the search's SuperTransformer
+        ranks (Kendall tau), how far the predictor's latency is from the measured one, the seed std, and whether
+        any SubTransformer trained here (the ranking set included) beat the searched one at <= its latency on
+        seed-0 validation NLL (if none did, the space, not the search, limits the result)."""
+        out = []
+        search = self.w / ".stages" / "search.json"
+        ranking = self.w / "supernet_ranking.json"
+        if search.is_file() and ranking.is_file():
+            ck = Path(json.loads(search.read_text())["supernet"])
+            method = ck.parent.name.removeprefix("supernet_")
+            rk = json.loads(ranking.read_text())
+            taus = ", ".join(f"{m} {rk[m]['kendall_tau']:.2f} (BLEU {rk[m]['kendall_tau_bleu']:.2f})"
+                             for m in self.methods() if m in rk)
+            out.append(f"ranking: Kendall tau of inherited vs from-scratch validation NLL over "
+                       f"{rk[method]['n_subnets']} SubTransformers: {taus}; the search used {method}")
+        stds = [statistics.stdev(r["bleu"]) for r in records if len(r["bleu"]) > 1]
+        if stds:
+            out.append(f"seed std of SacreBLEU: median {statistics.median(stds):.2f}, max {max(stds):.2f} "
+                       f"over {len(stds)} models")
+        seed0 = {}
+        for p in (self.w / ".stages").glob("scratch_*_seed0.json"):
+            d = json.loads(p.read_text())
+            if d["name"] in latency_ms:
+                seed0[d["name"]] = d
+        for r in sorted((r for r in records if r["kind"] == "searched"), key=lambda r: r["budget_ms"]):
+            lat = latency_ms.get(r["name"])
+            if lat is None or r["name"] not in seed0:
+                continue
+            line = f"{r['name']}: budget {r['budget_ms']:g} ms, predicted {r['predicted_latency_ms']:.2f} ms, " \
+                   f"measured {lat:.2f} ms"
+            mine = seed0[r["name"]]["valid_nll_loss"]
+            better = sorted((d["valid_nll_loss"], n) for n, d in seed0.items()
+                            if n != r["name"] and latency_ms[n] <= lat and d["valid_nll_loss"] < mine)
+            line += f"; seed-0 validation NLL {mine:.3f}, " + (
+                f"beaten at <= latency by {', '.join(f'{n} {v:.3f}' for v, n in better)}" if better else
+                "best of the trained SubTransformers at <= latency")
+            out.append(line)
+        return out
 
 
 def alive(pid: str) -> bool:

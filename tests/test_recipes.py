@@ -190,3 +190,19 @@ def test_reproduce_multi30k_job_order(tmp_path):
     after = names[names.index("search") + 1:]
     assert after[0] == "scratch_HAT@5.5ms_seed0" and after.index("scratch_HAT@5.5ms_seed1") > 0
     assert sum(n.endswith("_seed1") for n in after) == sum(n.endswith("_seed2") for n in after) == 7
+
+
+def test_reproduce_multi30k_diagnostics_name_a_better_model_at_lower_latency(tmp_path):
+    import json
+    repro = _load_repro()
+    r = repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "report"]))
+    stages = tmp_path / ".stages"
+    for name, nll in (("HAT@10ms", 2.0), ("random0", 1.9), ("Transformer-largest", 1.8)):
+        (stages / f"scratch_{name}_seed0.json").write_text(json.dumps({"name": name, "valid_nll_loss": nll}))
+    records = [{"name": "HAT@10ms", "kind": "searched", "budget_ms": 10.0, "predicted_latency_ms": 9.9,
+                "bleu": [30.0, 31.0]},
+               {"name": "Transformer-largest", "kind": "baseline", "budget_ms": None, "bleu": [33.0]}]
+    lines = r.diagnostics(records, {"HAT@10ms": 9.5, "random0": 9.0, "Transformer-largest": 18.0})
+    assert lines[0] == "seed std of SacreBLEU: median 0.71, max 0.71 over 1 models"
+    assert lines[1] == ("HAT@10ms: budget 10 ms, predicted 9.90 ms, measured 9.50 ms; seed-0 validation NLL 2.000, "
+                        "beaten at <= latency by random0 1.900")
