@@ -492,12 +492,14 @@ class Repro:
             order = list(cfgs)
             rng.shuffle(order)
             for n in order:
-                em, dm, _, _ = backend.measure(cfgs[n]).stats(settings.trim)
+                # the device's timer and estimator (configs/devices/cpu.yaml: thread CPU time, fastest run)
+                em, dm, _, _ = backend.measure(cfgs[n]).stats(settings.trim, backend.settings.estimator)
                 samples[n].append({"encoder_ms": em, "decoder_ms": dm, "latency_ms": em + dm,
                                    "loadavg": os.getloadavg()})
             print(f"round {r + 1}/{self.a.measure_rounds}", file=sys.stderr, flush=True)
         res = {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(),
                "onnxruntime": onnxruntime.__version__, "vocab_size": vocab, "repeats": self.a.measure_repeats,
+               "timer": backend.settings.timer, "estimator": backend.settings.estimator,
                "rounds": self.a.measure_rounds, "loadavg_before": before, "loadavg_after": os.getloadavg(),
                "latency_ms": {n: statistics.median(s["latency_ms"] for s in v) for n, v in samples.items()},
                "samples": samples}
