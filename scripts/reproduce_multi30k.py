@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Callable
 
 from hat import quickstart as qs
+from hat.errors import HatError, cli_main
+from hat.io import atomic_write
 from hat.space import SubnetConfig, load_space
 
 SPACE = "multi30k_cpu"
@@ -170,7 +172,6 @@ class Repro:
         return self.pl.stage(f"scratch_{name}_seed{seed}", run)
 
     def bleu(self, ckpt: Path, out_dir: Path) -> dict:
-        from hat.io import atomic_write
         from hat.score import read_lines, sacrebleu_corpus, tokenized_bleu
         from hat.translate import translate_checkpoint
         hyp, ref = out_dir / "test.hyp", out_dir / "test.ref"
@@ -469,8 +470,8 @@ class Repro:
         pids = [f.read_text().strip() for f in self.w.glob("train*.pid")]
         pid = next((x for x in pids if x and alive(x)), "")
         if pid:
-            raise SystemExit(f"reproduce_multi30k: error: the train stage runs (pid {pid}); measure latency when it "
-                             f"has finished, in a quiet window")
+            raise HatError(f"the train stage runs (pid {pid}); measure latency when it has finished, in a quiet "
+                           f"window")
         import onnxruntime
         import platform
         from hat.data import Dictionary
@@ -503,7 +504,7 @@ class Repro:
                "rounds": self.a.measure_rounds, "loadavg_before": before, "loadavg_after": os.getloadavg(),
                "latency_ms": {n: statistics.median(s["latency_ms"] for s in v) for n, v in samples.items()},
                "samples": samples}
-        (self.w / "latency_measured.json").write_text(json.dumps(res, indent=1))
+        atomic_write(self.w / "latency_measured.json", json.dumps(res, indent=1))
         return res
 
     def report(self) -> list[dict]:
@@ -526,9 +527,11 @@ class Repro:
                             "seeds": seeds, "bleu": bleu, "valid_nll_loss": nll, "params": meta.get("params"),
                             "predicted_latency_ms": meta.get("predicted_latency_ms"),
                             "subnet": SubnetConfig.load_yaml(sub).to_dict(), "updates": updates})
+        if not any(r["bleu"] for r in records):  # keep a results file written from another workdir
+            raise HatError(f"{self.w}: no finished from-scratch training to report (run --stage train first)")
         out = Path(self.a.results)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(records, indent=1))
+        atomic_write(out, json.dumps(records, indent=1))
         print("| model | kind | budget ms | measured latency ms | params | seeds | SacreBLEU mean ± std |")
         print("|---|---|---|---|---|---|---|")
         for r in sorted(records, key=lambda r: (r["latency_ms"] is None, r["latency_ms"] or 0)):
@@ -548,7 +551,7 @@ class Repro:
         ranking = self.w / "supernet_ranking.json"
         if ranking.is_file():
             dst = out.parent / "supernet_ranking.json"
-            dst.write_text(ranking.read_text())
+            atomic_write(dst, ranking.read_text())
         return records
 
 
@@ -754,6 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main("reproduce_multi30k.py")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     r = Repro(args)

@@ -1,5 +1,6 @@
 """The paper-task recipes need GPUs and WMT data; here only their --dry-run is exercised."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,18 @@ def test_reproduce_multi30k_diagnostics_name_a_better_model_at_lower_latency(tmp
     assert lines[0] == "seed std of SacreBLEU: median 0.71, max 0.71 over 1 models"
     assert lines[1] == ("HAT@10ms: budget 10 ms, predicted 9.90 ms, measured 9.50 ms; seed-0 validation NLL 2.000, "
                         "beaten at <= latency by random0 1.900")
+
+
+def test_reproduce_multi30k_bad_input_is_one_line_exit_2(tmp_path):
+    """Bad input is one stderr line and exit 2; a report with nothing trained does not replace a results file."""
+    script = RECIPES[0].parents[1] / "reproduce_multi30k.py"
+    results = tmp_path / "results.json"
+    results.write_text("[]")
+    env = dict(os.environ, PYTHONPATH=str(RECIPES[0].parents[2]))
+    for args in (["--workdir", str(tmp_path / "w"), "--stage", "report", "--results", str(results)],
+                 ["--workdir", str(tmp_path / "w"), "--stage", "train", "--data-dir", str(tmp_path / "none")]):
+        out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120,
+                             env=env)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert out.stderr.startswith("reproduce_multi30k.py: error: ")
+    assert results.read_text() == "[]"

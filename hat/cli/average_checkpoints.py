@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:

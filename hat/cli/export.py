@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.errors import HatError
 
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.errors import HatError
 
 PROG = "hat-predictor"

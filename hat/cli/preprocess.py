@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.data.preprocess import PreprocessSettings, preprocess
 
 

@@ -16,7 +16,7 @@ import dataclasses
 import sys
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.errors import ConfigError, HatError
 
 PROG = "hat-profile"

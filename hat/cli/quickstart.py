@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.quickstart import PRESETS, QuickstartSettings, format_summary, run_quickstart
 
 PROG = "hat-quickstart"

@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.score import read_lines, sacrebleu_corpus, tokenized_bleu
 
 

@@ -21,7 +21,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.errors import HatError
 from hat.units import latency_unit, parse_latency_list_ms
 

@@ -17,7 +17,7 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:

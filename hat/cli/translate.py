@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.errors import HatError
 from hat.io import atomic_write
 

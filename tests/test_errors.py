@@ -1,6 +1,6 @@
 import pytest
 
-from hat.cli.common import cli_main
+from hat.errors import cli_main
 from hat.errors import ConfigError
 
 
