@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hat.io import atomic_write
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 HAT_LATENCY = REPO.parent / "shared" / "data" / "hat_latency"
@@ -40,8 +42,4 @@ def run_meta() -> dict:
 def write_json(path: str | os.PathLike, data: dict) -> None:
     """Atomic write (temp + rename); ``loadavg_end`` is added to ``data["meta"]``."""
     data.setdefault("meta", {})["loadavg_end"] = list(os.getloadavg())
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, p)
+    atomic_write(path, json.dumps(data, indent=1) + "\n")

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from hat.io import atomic_write
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
 _PACKAGES = ("torch", "numpy", "onnx", "onnxruntime", "tvm", "apache-tvm", "sentencepiece", "fairseq-fixed")
@@ -115,8 +117,5 @@ class RunRecord:
                "started": self.started, "written": _now(), "load_average_start": self.load_average_start,
                "load_average_end": load_average(), "host": host(), "versions": versions(), **extra,
                "summary": summary, "samples": samples}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(rec, indent=1, default=str) + "\n")
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(rec, indent=1, default=str) + "\n")
         return self.path

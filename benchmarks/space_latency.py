@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     import onnxruntime
     import torch
     torch.set_num_threads(args.threads)
+    from hat.io import atomic_write
     from hat.latency.backends import get_backend
     from hat.latency.devices import DeviceConfig
     from hat.latency.protocol import ProfileSettings
@@ -113,10 +114,7 @@ def main(argv=None) -> int:
         "configs": {n: c.to_dict() for n, c in configs.items()},
         "median_latency_ms": med, "gene_effect_ms": genes, "samples": samples,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(args.out + ".tmp", args.out)
+    atomic_write(args.out, json.dumps(result, indent=1))
     print(f"{'config':<26}{'median ms':>10}")
     for n, v in med.items():
         print(f"{n:<26}{v:>10.2f}")

@@ -20,15 +20,6 @@ import time
 from pathlib import Path
 
 
-def scratch_results(workdir: Path, seed: int = 0) -> dict[str, dict]:
-    """``{name: stage result}`` of every finished from-scratch training with ``seed``."""
-    out = {}
-    for p in sorted((workdir / ".stages").glob(f"scratch_*_seed{seed}.json")):
-        d = json.loads(p.read_text())
-        out[d["name"]] = d
-    return out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", required=True)
@@ -41,13 +32,15 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(args.threads)
     from hat.data import load_split
+    from hat.io import atomic_write
     from hat.predictor.metrics import kendall_tau
+    from hat.quickstart import finished_stages
     from hat.space import SubnetConfig
     from hat.train.checkpoint import load_checkpoint, load_model
     from hat.train.evaluate import prepare_batches, valid_loss
 
     w = Path(args.workdir)
-    results = scratch_results(w)
+    results = {d["name"]: d for d in finished_stages(w, "scratch_*_seed0").values()}
     if len(results) < 3:
         print(f"supernet_ranking: error: only {len(results)} from-scratch results in {w}/.stages", file=sys.stderr)
         return 2
@@ -84,14 +77,12 @@ def main(argv=None) -> int:
         }
         print(f"{method}: tau(valid loss) {out[method]['kendall_tau']:.3f}, tau(BLEU) "
               f"{out[method]['kendall_tau_bleu']:.3f} over {len(rows)} SubTransformers")
-    calib = w / ".stages" / "calibrate.json"
-    if calib.is_file():
-        out["meta"]["calibration"] = json.loads(calib.read_text())
+    calib = finished_stages(w, "calibrate")
+    if calib:
+        out["meta"]["calibration"] = calib["calibrate"]
     out["meta"].update(loadavg_after=os.getloadavg(), seconds=round(time.time() - t0, 1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(args.out) + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, args.out)
+    atomic_write(Path(args.out), json.dumps(out, indent=1))
     return 0
 
 

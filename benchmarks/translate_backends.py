@@ -44,8 +44,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     from hat.data import MMapIndexedDataset, infer_langs
+    from hat.errors import HatError
     from hat.export.onnx import export_onnx
     from hat.generate import SequenceGenerator
+    from hat.optional import require
     from hat.runtime import OnnxTranslator, translate_dataset
     from hat.translate import load_any_model
 
@@ -66,14 +68,14 @@ def main(argv=None) -> int:
         makers["onnx"] = lambda: OnnxTranslator(os.path.join(tmp, "onnx"), beam_size=args.beam, threads=args.threads)
     if "tvm" in backends:
         try:
-            import tvm  # noqa: F401
+            require("tvm", "the tvm backend", extra="tvm")
             from hat.export.tvm import TvmTranslator, export_tvm
             t0 = time.perf_counter()
             export_tvm(model, os.path.join(tmp, "tvm"), target="host")
             setup_s["tvm"] = time.perf_counter() - t0
             makers["tvm"] = lambda: TvmTranslator(os.path.join(tmp, "tvm"), beam_size=args.beam, threads=args.threads)
-        except ImportError:
-            print("tvm not installed: skipping the tvm backend", file=sys.stderr)
+        except HatError as e:
+            print(f"{e}: skipping the tvm backend", file=sys.stderr)
 
     results = []
     for bs in [int(x) for x in args.batch_sizes.split(",")]:

@@ -126,6 +126,13 @@ class Layout:
         return self.workdir / "export_onnx"
 
 
+def finished_stages(workdir: Path, pattern: str = "*") -> dict[str, dict]:
+    """``{stage name: result}`` of a workdir's finished stages whose name matches the glob ``pattern`` (read from
+    ``.stages/<name>.json``; an empty dict when there are none, or no workdir)."""
+    return {p.stem: json.loads(p.read_text())
+            for p in sorted((Path(workdir) / ".stages").glob(f"{pattern}.json"))}
+
+
 class Pipeline:
     """Runs stages in order, skipping those already finished (their result JSON exists)."""
 
@@ -137,9 +144,18 @@ class Pipeline:
         self.log = log
         (self.w / ".stages").mkdir(parents=True, exist_ok=True)
 
+    def marker(self, name: str) -> Path:
+        """Where stage ``name`` records its result once finished."""
+        return self.w / ".stages" / f"{name}.json"
+
+    def result(self, name: str) -> Optional[dict]:
+        """The result of stage ``name``, or ``None`` while it has not finished."""
+        marker = self.marker(name)
+        return json.loads(marker.read_text()) if marker.is_file() else None
+
     def stage(self, name: str, fn: Callable[[], Optional[dict]]) -> dict:
         """Run ``fn`` unless stage ``name`` finished before; returns its result (with ``seconds``)."""
-        marker = self.w / ".stages" / f"{name}.json"
+        marker = self.marker(name)
         if marker.is_file():
             self.log(f"[{name}] done already (delete {marker} to redo)")
             return json.loads(marker.read_text())

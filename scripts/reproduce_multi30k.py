@@ -148,12 +148,13 @@ class Repro:
     def scratch(self, name: str, subnet_yaml: Path, seed: int) -> dict:
         """Train ``subnet_yaml`` from scratch with ``seed``, then BLEU; skipped when finished."""
         out = self.w / "scratch" / name / f"seed{seed}"
-        marker = self.w / ".stages" / f"scratch_{name}_seed{seed}.json"
+        stage = f"scratch_{name}_seed{seed}"
         updates = self.updates()
-        if marker.is_file() and json.loads(marker.read_text()).get("updates", 0) < updates:
+        finished = self.pl.result(stage)
+        if finished is not None and finished.get("updates", 0) < updates:
             # --updates was raised: continue this training from its checkpoint_last.pt (the inverse-sqrt schedule
             # does not depend on the total, so this equals a run trained that long from the start), rescore.
-            marker.unlink()
+            self.pl.marker(stage).unlink()
 
         def run():
             t0 = time.process_time()
@@ -170,7 +171,7 @@ class Repro:
                     "valid_curve": [(r["update"], r["nll_loss"]) for r in valid],
                     "bleu": bleu["sacrebleu"], "tokenized_bleu": bleu["tokenized_bleu"],
                     "signature": bleu["signature"], "cpu_seconds_this_sitting": round(time.process_time() - t0, 1)}
-        return self.pl.stage(f"scratch_{name}_seed{seed}", run)
+        return self.pl.stage(stage, run)
 
     def bleu(self, ckpt: Path, out_dir: Path) -> dict:
         from hat.score import read_lines, sacrebleu_corpus, tokenized_bleu
@@ -319,9 +320,9 @@ class Repro:
     def models(self) -> dict[str, tuple[str, float | None, Path]]:
         """``{name: (kind, budget_ms, subnet yaml)}`` of the reproduction (searched ones once the search is done)."""
         out = {}
-        found = self.w / ".stages" / "search.json"
-        if found.is_file():
-            for b, path in json.loads(found.read_text())["subnets"].items():
+        found = self.pl.result("search")
+        if found:
+            for b, path in found["subnets"].items():
                 out[f"HAT@{float(b):g}ms"] = ("searched", float(b), Path(path))
         for name, cfg in baselines(self.space).items():
             out[name] = ("baseline", None, self.subnet_yaml(name, cfg))
@@ -355,13 +356,13 @@ class Repro:
 
     def done(self, name: str) -> bool:
         """Whether stage ``name`` has finished (a from-scratch training: with the update count now in force)."""
-        marker = self.w / ".stages" / f"{name}.json"
-        if not marker.is_file():
+        result = self.pl.result(name)
+        if result is None:
             return False
         if not name.startswith("scratch_"):
             return True
         updates = self.updates()
-        return updates is not None and json.loads(marker.read_text()).get("updates", 0) >= updates
+        return updates is not None and result.get("updates", 0) >= updates
 
     def claim(self, name: str) -> bool:
         """Take job ``name`` for this process: a ``.stages/<name>.claim`` file created exclusively, holding the pid.
@@ -414,8 +415,8 @@ class Repro:
         """The update count of every from-scratch training (``None`` while ``--updates auto`` has not chosen it)."""
         if self.a.updates != "auto":
             return self.a.updates
-        chosen = self.w / ".stages" / "updates.json"
-        return json.loads(chosen.read_text())["updates"] if chosen.is_file() else None
+        chosen = self.pl.result("updates")
+        return chosen["updates"] if chosen else None
 
     def jobs(self) -> list[Job]:
         """Every job of the train stage, in priority order, with the stages each needs: data, calibration, the
@@ -434,7 +435,7 @@ class Repro:
             print(flattening_note(big["valid_curve"], self.a.flat_gain, epoch_updates), flush=True)
 
         def calibrated(m):
-            return json.loads((self.w / ".stages" / "calibrate.json").read_text())[m]["updates"]
+            return self.pl.result("calibrate")[m]["updates"]
 
         def ranking_and_search():
             ranking = self.pl.stage("ranking", self.ranking)
@@ -515,12 +516,12 @@ class Repro:
         lat = json.loads(lat_path.read_text())["latency_ms"] if lat_path.is_file() else {}
         updates = self.updates()  # None before the train stage has chosen it
         records = []
+        trained = qs.finished_stages(self.w, "scratch_*")
         for name, (kind, budget, sub) in self.models().items():
             seeds, bleu, nll = [], [], []
             for s in self.a.seeds:
-                m = self.w / ".stages" / f"scratch_{name}_seed{s}.json"
-                if m.is_file():
-                    d = json.loads(m.read_text())
+                d = trained.get(f"scratch_{name}_seed{s}")
+                if d:
                     seeds.append(s)
                     bleu.append(d["bleu"])
                     nll.append(d["valid_nll_loss"])
@@ -547,7 +548,10 @@ class Repro:
             print(line)
         for line in self.diagnostics(records, lat):
             print(line)
-        print(f"finished stages: {stage_totals(self.w)} (wall = as run, under whatever load there was)")
+        t = stage_totals(self.w)
+        print(f"compute: {t['train_seconds'] / 3600:.1f} h of training updates (all sittings, from the train logs); "
+              f"{t['stages']} finished stages, {t['wall_seconds'] / 3600:.1f} h wall as their markers record it "
+              f"(last sitting of each, under whatever load there was)")
         if lat:  # some model has BLEU: checked above
             plot(records, Path(self.a.plot))
         ranking = self.w / "supernet_ranking.json"
@@ -562,10 +566,10 @@ class Repro:
         any SubTransformer trained here (the ranking set included) beat the searched one at <= its latency on
         seed-0 validation NLL (if none did, the space, not the search, limits the result)."""
         out = []
-        search = self.w / ".stages" / "search.json"
+        search = self.pl.result("search")
         ranking = self.w / "supernet_ranking.json"
-        if search.is_file() and ranking.is_file():
-            ck = Path(json.loads(search.read_text())["supernet"])
+        if search and ranking.is_file():
+            ck = Path(search["supernet"])
             method = ck.parent.name.removeprefix("supernet_")
             rk = json.loads(ranking.read_text())
             taus = ", ".join(f"{m} {rk[m]['kendall_tau']:.2f} (BLEU {rk[m]['kendall_tau_bleu']:.2f})"
@@ -576,11 +580,8 @@ class Repro:
         if stds:
             out.append(f"seed std of SacreBLEU: median {statistics.median(stds):.2f}, max {max(stds):.2f} "
                        f"over {len(stds)} models")
-        seed0 = {}
-        for p in (self.w / ".stages").glob("scratch_*_seed0.json"):
-            d = json.loads(p.read_text())
-            if d["name"] in latency_ms:
-                seed0[d["name"]] = d
+        seed0 = {d["name"]: d for d in qs.finished_stages(self.w, "scratch_*_seed0").values()
+                 if d["name"] in latency_ms}
         for r in sorted((r for r in records if r["kind"] == "searched"), key=lambda r: r["budget_ms"]):
             lat = latency_ms.get(r["name"])
             if lat is None or r["name"] not in seed0:
@@ -668,15 +669,19 @@ def verdict(records: list[dict]) -> list[str]:
 
 
 def stage_totals(workdir: Path) -> dict:
-    """Wall seconds (this sitting's, per stage marker) and CPU seconds of the finished stages."""
-    wall = cpu = 0.0
-    n = 0
-    for p in (workdir / ".stages").glob("*.json"):
-        d = json.loads(p.read_text())
-        wall += d.get("seconds", 0.0)
-        cpu += d.get("cpu_seconds_this_sitting", 0.0)
-        n += 1
-    return {"stages": n, "wall_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1)}
+    """The compute behind a workdir. ``wall_seconds``: the finished stages' seconds as their markers record them
+    (a stage that was interrupted counts only its last sitting). ``train_seconds``: every training's update time
+    summed from its ``train_log.jsonl`` (tokens / words-per-second of each logged interval, every sitting, both
+    SuperTransformers and all from-scratch models; validation and BLEU excluded)."""
+    stages = qs.finished_stages(workdir)
+    train = 0.0
+    for log in workdir.rglob("train_log.jsonl"):
+        for line in log.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row.get("type") == "train" and row.get("wps"):
+                train += row["ntokens"] / row["wps"]
+    return {"stages": len(stages), "wall_seconds": round(sum(d.get("seconds", 0.0) for d in stages.values()), 1),
+            "train_seconds": round(train, 1)}
 
 
 def plot(records, path: Path) -> None:

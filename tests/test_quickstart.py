@@ -25,6 +25,18 @@ def test_pipeline_skips_finished_stages(tmp_path):
     assert "done already" in lines[-1]
 
 
+def test_finished_stages_reads_results_by_pattern(tmp_path):
+    assert qs.finished_stages(tmp_path / "missing") == {}
+    pl = qs.Pipeline(tmp_path, None, "x", log=lambda m: None)
+    assert pl.result("scratch_a_seed0") is None
+    pl.stage("scratch_a_seed0", lambda: {"bleu": 1.0})
+    pl.stage("scratch_a_seed1", lambda: {"bleu": 2.0})
+    pl.stage("search", lambda: {})
+    assert pl.result("scratch_a_seed0")["bleu"] == 1.0 and pl.marker("search").is_file()
+    assert list(qs.finished_stages(tmp_path, "scratch_*_seed0")) == ["scratch_a_seed0"]
+    assert sorted(qs.finished_stages(tmp_path)) == ["scratch_a_seed0", "scratch_a_seed1", "search"]
+
+
 def test_result_row_and_summary(tmp_path):
     sub = tmp_path / "subnet_12.5ms.yaml"
     load_space(qs.SPACE).smallest().save_yaml(sub, predicted_latency_ms=11.0, params=1234, valid_loss=5.5)

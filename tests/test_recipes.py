@@ -222,3 +222,17 @@ def test_reproduce_multi30k_bad_input_is_one_line_exit_2(tmp_path):
         assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
         assert out.stderr.startswith("reproduce_multi30k.py: error: ")
     assert results.read_text() == "[]"
+
+
+def test_reproduce_multi30k_compute_total_counts_every_sitting(tmp_path):
+    """Training time comes from the train logs (every sitting, resumed ones included), not the stage markers."""
+    import json
+    repro = _load_repro()
+    for sub, rows in (("scratch/a/seed0", [(100, 50.0), (100, 25.0)]), ("supernet_x", [(300, 100.0)])):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "train_log.jsonl").write_text("\n".join(
+            [json.dumps({"type": "train", "ntokens": n, "wps": wps}) for n, wps in rows]
+            + [json.dumps({"type": "valid", "ntokens": 999})]) + "\n")
+    (tmp_path / ".stages").mkdir()
+    (tmp_path / ".stages" / "scratch_a_seed0.json").write_text(json.dumps({"seconds": 1.5}))
+    assert repro.stage_totals(tmp_path) == {"stages": 1, "wall_seconds": 1.5, "train_seconds": 9.0}
