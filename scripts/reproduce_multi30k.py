@@ -14,22 +14,26 @@ Three stages, run separately (latency is never measured while this script trains
   on the better-ranking SuperTransformer -> searched models from scratch (seed 0) -> seeds 1 and 2 of all models.
   Every from-scratch training uses the same settings and number of updates; each is followed by SacreBLEU on
   test_2016_flickr (beam 5, fairseq-generate's default length limit: max_len_a 0, max_len_b 200).
-* ``--stage measure`` (minutes, in a quiet window): latency of every model on this CPU with HAT's protocol
-  (ONNX Runtime, 1 thread), interleaved rounds, median; load averages recorded. Refuses while a train stage runs.
+* ``--stage measure`` (minutes, once the search has run): latency of every model on this CPU with HAT's protocol
+  (ONNX Runtime, 1 thread, the device's load-robust timer), interleaved rounds, median; load averages recorded.
+  Latency is never measured while this script trains: train processes of the workdir still running (seeds 1, 2)
+  are paused (SIGSTOP) meanwhile and continued after, as during the train stage's own latency profiling.
 * ``--stage report``: ``benchmarks/results/reproduce_multi30k.json``, a markdown table (mean +- std over seeds) and
   ``docs/img/multi30k_repro_bleu_vs_latency.png`` from whatever has finished.
 
     nohup nice -n 10 python scripts/reproduce_multi30k.py --workdir runs/repro --stage train > runs/repro.log 2>&1 &
-    python scripts/reproduce_multi30k.py --workdir runs/repro --stage measure     # quiet machine
+    python scripts/reproduce_multi30k.py --workdir runs/repro --stage measure     # pauses training meanwhile
     python scripts/reproduce_multi30k.py --workdir runs/repro --stage report
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -270,11 +274,15 @@ class Repro:
             device = load_device("cpu")
             device.threads = 1
             settings = ProfileSettings(vocab_size=vocab, repeats=self.a.profile_repeats, threads=device.threads)
-            configs, records = profile_dataset(
-                self.space, device, settings, self.a.profile_samples, str(csv), widen=True, resume=True,
-                on_warning=lambda m: print(f"profile: warning: {m}", file=sys.stderr, flush=True))
-            print(f"measured {len(records)} SubTransformers ({len(configs) - len(records)} already there) -> {csv}")
-            return {"csv": str(csv), "loadavg_after": os.getloadavg()}
+            with self.others_paused() as paused:
+                before = os.getloadavg()
+                configs, records = profile_dataset(
+                    self.space, device, settings, self.a.profile_samples, str(csv), widen=True, resume=True,
+                    on_warning=lambda m: print(f"profile: warning: {m}", file=sys.stderr, flush=True))
+                after = os.getloadavg()
+            print(f"measured {len(records)} SubTransformers ({len(configs) - len(records)} already there) -> {csv}; "
+                  f"train processes {paused} paused meanwhile")
+            return {"csv": str(csv), "paused_train_pids": paused, "loadavg_before": before, "loadavg_after": after}
         self.pl.stage("profile", profile)
         pred = self.w / "predictor_cpu.pt"
 
@@ -461,20 +469,53 @@ class Repro:
                 for name, (_, _, sub) in models.items()]
         return out
 
+    def train_pids(self) -> list[int]:
+        """The live train processes of this workdir other than this one (from their ``train.<pid>.pid`` files)."""
+        pids = {f.read_text().strip() for f in self.w.glob("train.*.pid")}
+        return sorted(int(p) for p in pids if p and p != str(os.getpid()) and alive(p))
+
+    @contextlib.contextmanager
+    def others_paused(self):
+        """Stop the other train processes (SIGSTOP) for the body, continue them (SIGCONT) after, also on error.
+
+        Latency is never measured while this script trains: the profile stage runs inside the train stage (the
+        search needs it), so the other processes' trainings are paused, not killed; they lose no work. Yields
+        their pids."""
+        pids = self.train_pids()
+        stopped = []
+        try:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            yield stopped
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
     def train_all(self) -> None:
         lock = self.w / f"train.{os.getpid()}.pid"
         lock.write_text(str(os.getpid()))
+        for pid in self.train_pids():  # a process that paused the others may have been killed before continuing them
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         try:
             self.run_jobs(self.jobs)
         finally:
             lock.unlink(missing_ok=True)
 
     def measure(self) -> dict:
-        pids = [f.read_text().strip() for f in self.w.glob("train*.pid")]
-        pid = next((x for x in pids if x and alive(x)), "")
-        if pid:
-            raise HatError(f"the train stage runs (pid {pid}); measure latency when it has finished, in a quiet "
-                           f"window")
+        if self.pl.result("search") is None:
+            raise HatError(f"{self.w}: the search has not run yet (--stage train runs it); measure after it")
+        with self.others_paused() as paused:
+            res = self.measure_all()
+        res["paused_train_pids"] = paused
+        atomic_write(self.w / "latency_measured.json", json.dumps(res, indent=1))
+        return res
+
+    def measure_all(self) -> dict:
+        """Latency of every model of the reproduction and of the ranking set: interleaved rounds, median."""
         import onnxruntime
         import platform
         from hat.data import Dictionary
@@ -507,7 +548,6 @@ class Repro:
                "rounds": self.a.measure_rounds, "loadavg_before": before, "loadavg_after": os.getloadavg(),
                "latency_ms": {n: statistics.median(s["latency_ms"] for s in v) for n, v in samples.items()},
                "samples": samples}
-        atomic_write(self.w / "latency_measured.json", json.dumps(res, indent=1))
         return res
 
     def report(self) -> list[dict]:

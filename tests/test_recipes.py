@@ -236,3 +236,40 @@ def test_reproduce_multi30k_compute_total_counts_every_sitting(tmp_path):
     (tmp_path / ".stages").mkdir()
     (tmp_path / ".stages" / "scratch_a_seed0.json").write_text(json.dumps({"seconds": 1.5}))
     assert repro.stage_totals(tmp_path) == {"stages": 1, "wall_seconds": 1.5, "train_seconds": 9.0}
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_reproduce_multi30k_pauses_other_train_processes_while_timing(tmp_path):
+    """Latency is never timed while the script trains: the workdir's other train processes are stopped for the body
+    and continued after, also when the body fails; the measure stage refuses before the search has run."""
+    import time
+    repro = _load_repro()
+    # a stand-in train process: its command line names the script, as alive() checks
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "reproduce_multi30k"])
+    try:
+        (tmp_path / f"train.{other.pid}.pid").write_text(str(other.pid))
+        (tmp_path / "train.999999999.pid").write_text("999999999")  # a dead one is ignored
+        r = repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "measure"]))
+        assert r.train_pids() == [other.pid]
+        with pytest.raises(repro.HatError, match="search has not run"):
+            r.measure()
+        with pytest.raises(RuntimeError):
+            with r.others_paused() as paused:
+                assert paused == [other.pid]
+                for _ in range(50):
+                    if _state(other.pid) == "T":
+                        break
+                    time.sleep(0.02)
+                assert _state(other.pid) == "T"
+                raise RuntimeError("boom")
+        for _ in range(50):
+            if _state(other.pid) != "T":
+                break
+            time.sleep(0.02)
+        assert _state(other.pid) in ("S", "R")
+    finally:
+        other.kill()
+        other.wait()
