@@ -449,7 +449,8 @@ class Repro:
             ranking = self.pl.stage("ranking", self.ranking)
             method = self.a.search_supernet
             if method == "auto":
-                method = max(self.methods(), key=lambda m: ranking[m]["kendall_tau"])
+                # higher tau on validation NLL; on a tie, higher tau on BLEU (on a tie of both, the first method)
+                method = max(self.methods(), key=lambda m: (ranking[m]["kendall_tau"], ranking[m]["kendall_tau_bleu"]))
             self.search(str(self.w / f"supernet_{method}" / "checkpoint_last.pt"))
 
         def scratch(name, sub, seed):
@@ -787,7 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inplace-distill", type=float, default=1.0)
     p.add_argument("--ranking-random", type=int, default=4, help="random SubTransformers in the ranking set")
     p.add_argument("--search-supernet", choices=("auto", "hat_random", "sandwich_distill"), default="auto",
-                   help="supernet the search uses (auto: the one with the higher ranking tau)")
+                   help="supernet the search uses (auto: the one with the higher ranking tau on validation NLL, "
+                        "then on BLEU)")
     p.add_argument("--profile-samples", type=int, default=150)
     p.add_argument("--profile-repeats", type=int, default=10)
     p.add_argument("--search-population", type=int, default=40)
