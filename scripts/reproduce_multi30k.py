@@ -617,6 +617,9 @@ class Repro:
                              for m in self.methods() if m in rk)
             out.append(f"ranking: Kendall tau of inherited vs from-scratch validation NLL over "
                        f"{rk[method]['n_subnets']} SubTransformers: {taus}; the search used {method}")
+        pred = self.w / "predictor_cpu.pt"
+        if pred.is_file() and latency_ms:
+            out.append(self.predictor_error(pred, latency_ms))
         stds = [statistics.stdev(r["bleu"]) for r in records if len(r["bleu"]) > 1]
         if stds:
             out.append(f"seed std of SacreBLEU: median {statistics.median(stds):.2f}, max {max(stds):.2f} "
@@ -637,6 +640,22 @@ class Repro:
                 "best of the trained SubTransformers at <= latency")
             out.append(line)
         return out
+
+
+    def predictor_error(self, path: Path, latency_ms: dict) -> str:
+        """How far the search's latency predictor (fit on the profiled dataset) is from the measure stage's latency,
+        over every measured model."""
+        from hat.predictor import load_predictor
+        cfgs = {n: SubnetConfig.load_yaml(p) for n, (_, _, p) in self.models().items()}
+        for name, cfg in ranking_configs(self.space, self.a.ranking_random).items():
+            cfgs.setdefault(name, cfg)
+        names = [n for n in cfgs if n in latency_ms]
+        predicted = load_predictor(str(path)).predict_ms([cfgs[n] for n in names])
+        err = {n: float(p) / latency_ms[n] - 1 for n, p in zip(names, predicted)}
+        worst = max(err, key=lambda n: abs(err[n]))
+        return (f"latency predictor vs measured over {len(err)} models: mean absolute error "
+                f"{100 * statistics.fmean(abs(e) for e in err.values()):.1f}%, largest {100 * err[worst]:+.1f}% "
+                f"({worst})")
 
 
 def alive(pid: str) -> bool:

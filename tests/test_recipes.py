@@ -273,3 +273,23 @@ def test_reproduce_multi30k_pauses_other_train_processes_while_timing(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_reproduce_multi30k_diagnostics_compare_predictor_with_measured_latency(tmp_path):
+    import random
+    from hat.latency.records import LatencyRecord
+    from hat.predictor import fit_predictor
+    repro = _load_repro()
+    r = repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "report"]))
+    rng = random.Random(0)
+    recs = []
+    for _ in range(40):  # latency = 2 ms per decoder layer + 1 ms
+        c = r.space.sample(rng)
+        recs.append(LatencyRecord.from_subnet(c, 1.0, 2.0 * c.decoder_layer_num, runtime="debug", device="cpu",
+                                              host="h"))
+    fit_predictor(recs, "cpu", r.space).save(str(tmp_path / "predictor_cpu.pt"))
+    big = r.space.largest()  # 3 decoder layers: 7 ms predicted
+    line = r.predictor_error(tmp_path / "predictor_cpu.pt", {"Transformer-largest": 7.0 / 1.1})
+    assert line.startswith("latency predictor vs measured over 1 models: mean absolute error 10.0%, largest +10.0% "
+                           "(Transformer-largest)"), line
+    assert big.decoder_layer_num == 3
