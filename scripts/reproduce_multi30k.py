@@ -594,7 +594,11 @@ class Repro:
               f"{t['stages']} finished stages, {t['wall_seconds'] / 3600:.1f} h wall as their markers record it "
               f"(last sitting of each, under whatever load there was)")
         if lat:  # some model has BLEU: checked above
-            plot(records, Path(self.a.plot))
+            trained = qs.finished_stages(self.w, "scratch_*_seed0")
+            others = [(n, lat[n], trained[f"scratch_{n}_seed0"]["bleu"])
+                      for n in ranking_configs(self.space, self.a.ranking_random)
+                      if n not in self.models() and n in lat and f"scratch_{n}_seed0" in trained]
+            plot(records, Path(self.a.plot), others)
         ranking = self.w / "supernet_ranking.json"
         if ranking.is_file():
             dst = out.parent / "supernet_ranking.json"
@@ -744,11 +748,19 @@ def stage_totals(workdir: Path) -> dict:
             "train_seconds": round(train, 1)}
 
 
-def plot(records, path: Path) -> None:
+def plot(records, path: Path, others=()) -> None:
+    """BLEU (mean ± std over seeds) vs measured latency of the report's records; ``others``: ``(name, latency_ms,
+    bleu)`` of the ranking-only SubTransformers (seed 0), drawn in grey for context."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from hat.io import atomic_path
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if others:
+        ax.plot([o[1] for o in others], [o[2] for o in others], "x", color="grey",
+                label="random SubTransformer (seed 0)")
+        for name, x, y in others:
+            ax.annotate(name, (x, y), fontsize=7, color="grey", xytext=(3, -9), textcoords="offset points")
     for kind, marker, label in (("searched", "o", "HAT searched"), ("baseline", "s", "scaled Transformer")):
         rs = sorted((r for r in records if r["kind"] == kind and r["bleu"] and r["latency_ms"] is not None),
                     key=lambda r: r["latency_ms"])
@@ -765,8 +777,8 @@ def plot(records, path: Path) -> None:
     ax.set_title("Multi30k de-en, trained from scratch")
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path, keep_suffix=True) as tmp:  # savefig picks the format from the suffix
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
