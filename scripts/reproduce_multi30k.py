@@ -119,6 +119,8 @@ class Repro:
     def __init__(self, args):
         self.a = args
         self.w = Path(args.workdir).resolve()
+        if args.stage != "train" and not self.w.is_dir():  # measure and report read a workdir, never start one
+            raise HatError(f"{self.w}: no such workdir (--stage train creates it)")
         self.w.mkdir(parents=True, exist_ok=True)
         self.pl = qs.Pipeline(self.w, None, "repro", log=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
         self.space = load_space(SPACE)

@@ -215,13 +215,15 @@ def test_reproduce_multi30k_bad_input_is_one_line_exit_2(tmp_path):
     results = tmp_path / "results.json"
     results.write_text("[]")
     env = dict(os.environ, PYTHONPATH=str(RECIPES[0].parents[2]))
+    (tmp_path / "w").mkdir()
     for args in (["--workdir", str(tmp_path / "w"), "--stage", "report", "--results", str(results)],
+                 ["--workdir", str(tmp_path / "none"), "--stage", "measure"],
                  ["--workdir", str(tmp_path / "w"), "--stage", "train", "--data-dir", str(tmp_path / "none")]):
         out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120,
                              env=env)
         assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
         assert out.stderr.startswith("reproduce_multi30k.py: error: ")
-    assert results.read_text() == "[]"
+    assert results.read_text() == "[]" and not (tmp_path / "none").exists()
 
 
 def test_reproduce_multi30k_compute_total_counts_every_sitting(tmp_path):
