@@ -728,7 +728,10 @@ def verdict(records: list[dict]) -> list[str]:
         best = max(rivals, key=lambda b: ms(b)[0])
         bm, bsd = ms(best)
         holds = "holds" if m >= bm else "does NOT hold"
-        margin = " (by more than one std)" if m - bm > max(sd, bsd) else ""
+        if len(r["bleu"]) < 2 or len(best["bleu"]) < 2:  # one seed has no std: the margin test cannot be made yet
+            margin = f" (seeds {len(r['bleu'])} vs {len(best['bleu'])}: no std yet)"
+        else:
+            margin = " (by more than one std)" if m - bm > max(sd, bsd) else ""
         out.append(f"{r['name']} ({r['latency_ms']:.2f} ms): {m:.2f} ± {sd:.2f} vs best baseline at <= latency "
                    f"{best['name']} ({best['latency_ms']:.2f} ms) {bm:.2f} ± {bsd:.2f}: {holds}{margin}")
     return out

@@ -87,6 +87,7 @@ def test_reproduction_baselines_are_uniform_members_of_the_space(tiny_space):
 @pytest.mark.parametrize("searched,expect", [
     ((21.0, 20.0, 20.5), "holds (by more than one std)"),
     ((19.0, 19.2, 19.1), "does NOT hold"),
+    ((21.0,), "holds (seeds 1 vs 3: no std yet)"),
 ])
 def test_reproduction_verdict(searched, expect):
     repro = _load_repro()
