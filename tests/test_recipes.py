@@ -253,6 +253,10 @@ def test_reproduce_multi30k_pauses_other_train_processes_while_timing(tmp_path):
     # a stand-in train process: its command line names the script, as alive() checks
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "reproduce_multi30k"])
     try:
+        for _ in range(500):  # until it has exec'd (before that its command line is pytest's)
+            if repro.alive(str(other.pid)):
+                break
+            time.sleep(0.01)
         (tmp_path / f"train.{other.pid}.pid").write_text(str(other.pid))
         (tmp_path / "train.999999999.pid").write_text("999999999")  # a dead one is ignored
         r = repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "measure"]))
