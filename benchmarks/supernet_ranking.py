@@ -81,8 +81,7 @@ def main(argv=None) -> int:
     if calib:
         out["meta"]["calibration"] = calib["calibrate"]
     out["meta"].update(loadavg_after=os.getloadavg(), seconds=round(time.time() - t0, 1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(Path(args.out), json.dumps(out, indent=1))
+    atomic_write(args.out, json.dumps(out, indent=1))  # makes the folder
     return 0
 
 

@@ -484,25 +484,19 @@ class Repro:
         Latency is never measured while this script trains: the profile stage runs inside the train stage (the
         search needs it), so the other processes' trainings are paused, not killed; they lose no work. Yields
         their pids."""
-        pids = self.train_pids()
         stopped = []
         try:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGSTOP)
-                    stopped.append(pid)
+            for pid in self.train_pids():  # one at a time: an error midway still continues those already stopped
+                stopped += send_signal([pid], signal.SIGSTOP)
             yield stopped
         finally:
-            for pid in stopped:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
+            send_signal(stopped, signal.SIGCONT)
 
     def train_all(self) -> None:
         lock = self.w / f"train.{os.getpid()}.pid"
         lock.write_text(str(os.getpid()))
-        for pid in self.train_pids():  # a process that paused the others may have been killed before continuing them
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        # a process that paused the others may have been killed before continuing them
+        send_signal(self.train_pids(), signal.SIGCONT)
         try:
             self.run_jobs(self.jobs)
         finally:
@@ -517,6 +511,15 @@ class Repro:
         atomic_write(self.w / "latency_measured.json", json.dumps(res, indent=1))
         return res
 
+    def measured_configs(self) -> dict[str, SubnetConfig]:
+        """Every model of the reproduction, then the ranking-only SubTransformers: with their seed-0 scores they show
+        whether the space held a better model than the searched one at its latency (a search problem) or not (a
+        space problem)."""
+        cfgs = {n: SubnetConfig.load_yaml(p) for n, (_, _, p) in self.models().items()}
+        for name, cfg in ranking_configs(self.space, self.a.ranking_random).items():
+            cfgs.setdefault(name, cfg)
+        return cfgs
+
     def measure_all(self) -> dict:
         """Latency of every model of the reproduction and of the ranking set: interleaved rounds, median."""
         import onnxruntime
@@ -528,11 +531,7 @@ class Repro:
         vocab = len(Dictionary.load(self.data / "dict.en.txt"))
         settings = ProfileSettings(vocab_size=vocab, repeats=self.a.measure_repeats, threads=1)
         backend = get_backend(load_device("cpu"), settings, qkv_dim=self.space.qkv_dim)
-        cfgs = {n: SubnetConfig.load_yaml(p) for n, (_, _, p) in self.models().items()}
-        # the ranking-only SubTransformers too: with their seed-0 scores they show whether the space held a better
-        # model than the searched one at its latency (a search problem) or not (a space problem)
-        for name, cfg in ranking_configs(self.space, self.a.ranking_random).items():
-            cfgs.setdefault(name, cfg)
+        cfgs = self.measured_configs()
         rng = random.Random(0)
         samples = {n: [] for n in cfgs}
         before = os.getloadavg()
@@ -560,7 +559,8 @@ class Repro:
         updates = self.updates()  # None before the train stage has chosen it
         records = []
         trained = qs.finished_stages(self.w, "scratch_*")
-        for name, (kind, budget, sub) in self.models().items():
+        models = self.models()
+        for name, (kind, budget, sub) in models.items():
             seeds, bleu, nll = [], [], []
             for s in self.a.seeds:
                 d = trained.get(f"scratch_{name}_seed{s}")
@@ -596,10 +596,9 @@ class Repro:
               f"{t['stages']} finished stages, {t['wall_seconds'] / 3600:.1f} h wall as their markers record it "
               f"(last sitting of each, under whatever load there was)")
         if lat:  # some model has BLEU: checked above
-            trained = qs.finished_stages(self.w, "scratch_*_seed0")
             others = [(n, lat[n], trained[f"scratch_{n}_seed0"]["bleu"])
                       for n in ranking_configs(self.space, self.a.ranking_random)
-                      if n not in self.models() and n in lat and f"scratch_{n}_seed0" in trained]
+                      if n not in models and n in lat and f"scratch_{n}_seed0" in trained]
             plot(records, Path(self.a.plot), others)
         ranking = self.w / "supernet_ranking.json"
         if ranking.is_file():
@@ -647,14 +646,11 @@ class Repro:
             out.append(line)
         return out
 
-
     def predictor_error(self, path: Path, latency_ms: dict) -> str:
         """How far the search's latency predictor (fit on the profiled dataset) is from the measure stage's latency,
         over every measured model."""
         from hat.predictor import load_predictor
-        cfgs = {n: SubnetConfig.load_yaml(p) for n, (_, _, p) in self.models().items()}
-        for name, cfg in ranking_configs(self.space, self.a.ranking_random).items():
-            cfgs.setdefault(name, cfg)
+        cfgs = self.measured_configs()
         names = [n for n in cfgs if n in latency_ms]
         predicted = load_predictor(str(path)).predict_ms([cfgs[n] for n in names])
         err = {n: float(p) / latency_ms[n] - 1 for n, p in zip(names, predicted)}
@@ -662,6 +658,16 @@ class Repro:
         return (f"latency predictor vs measured over {len(err)} models: mean absolute error "
                 f"{100 * statistics.fmean(abs(e) for e in err.values()):.1f}%, largest {100 * err[worst]:+.1f}% "
                 f"({worst})")
+
+
+def send_signal(pids: list[int], sig: int) -> list[int]:
+    """Send ``sig`` to each of ``pids``; returns those that still existed."""
+    sent = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+            sent.append(pid)
+    return sent
 
 
 def alive(pid: str) -> bool:
