@@ -600,10 +600,11 @@ class Repro:
                       for n in ranking_configs(self.space, self.a.ranking_random)
                       if n not in models and n in lat and f"scratch_{n}_seed0" in trained]
             plot(records, Path(self.a.plot), others)
-        ranking = self.w / "supernet_ranking.json"
-        if ranking.is_file():
-            dst = out.parent / "supernet_ranking.json"
-            atomic_write(dst, ranking.read_text())
+        # the raw figures behind the table: the ranking and every latency sample (command, host, load averages)
+        for src, name in ((self.w / "supernet_ranking.json", "supernet_ranking.json"),
+                          (lat_path, "reproduce_multi30k_latency.json")):
+            if src.is_file():
+                atomic_write(out.parent / name, src.read_text())
         return records
 
     def diagnostics(self, records: list[dict], latency_ms: dict) -> list[str]:
