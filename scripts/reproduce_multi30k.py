@@ -11,7 +11,8 @@ Three stages, run separately (latency is never measured while this script trains
   ``multi30k_cpu`` with the same CPU time (HAT: one random SubTransformer per update; sandwich + in-place
   distillation) -> the ranking set from scratch (seed 0) -> ``benchmarks/supernet_ranking.py`` (Kendall tau)
   -> latency dataset + predictor -> search under 3 budgets (25/50/75th percentile of the profiled latency range)
-  on the better-ranking SuperTransformer -> searched models from scratch (seed 0) -> seeds 1 and 2 of all models.
+  on the better-ranking SuperTransformer -> searched models from scratch (seed 0) -> seeds 1 and 2 of all models
+  (once ``--stage measure`` has run, those of the models that decide the verdict first).
   Every from-scratch training uses the same settings and number of updates; each is followed by SacreBLEU on
   test_2016_flickr (beam 5, fairseq-generate's default length limit: max_len_a 0, max_len_b 200).
 * ``--stage measure`` (minutes, once the search has run): latency of every model on this CPU with HAT's protocol
@@ -432,7 +433,7 @@ class Repro:
         """Every job of the train stage, in priority order, with the stages each needs: data, calibration, the
         update-count decision (Transformer-largest seed 0) and both SuperTransformers; the ranking set (seed 0);
         ranking + search; the searched models (seed 0); then seeds 1, 2 of every model (baselines may run before
-        the search has, searched models after)."""
+        the search has, searched models after; the verdict's models first, see ``verdict_models``)."""
         rank = ranking_configs(self.space, self.a.ranking_random)
         big_yaml = self.subnet_yaml("Transformer-largest", rank["Transformer-largest"])
         counted = ("updates",) if self.a.updates == "auto" else ("prepare",)
@@ -468,9 +469,25 @@ class Repro:
                        ranking_and_search))
         models = self.models()
         out += [scratch(name, sub, 0) for name, (kind, _, sub) in models.items() if kind == "searched"]
-        out += [scratch(name, sub, seed) for seed in self.a.seeds if seed != 0
-                for name, (_, _, sub) in models.items()]
+        deciding = self.verdict_models(models)
+        later = [(name not in deciding, seed, i, name, sub) for seed in self.a.seeds if seed != 0
+                 for i, (name, (_, _, sub)) in enumerate(models.items())]
+        out += [scratch(name, sub, seed) for _, seed, _, name, sub in sorted(later)]
         return out
+
+    def verdict_models(self, models) -> set[str]:
+        """The models whose later seeds decide the verdict, trained before the others' (so an interrupted run has
+        the verdict first; order changes no result): once latency is measured, the searched models and the
+        baselines no slower than the slowest searched one. Before that, every model (seed-major order)."""
+        lat_path = self.w / "latency_measured.json"
+        if not lat_path.is_file():
+            return set(models)
+        lat = json.loads(lat_path.read_text())["latency_ms"]
+        searched = [lat[n] for n, (kind, _, _) in models.items() if kind == "searched" and n in lat]
+        if not searched:
+            return set(models)
+        return {n for n, (kind, _, _) in models.items()
+                if kind == "searched" or lat.get(n, float("inf")) <= max(searched)}
 
     def train_pids(self) -> list[int]:
         """The live train processes of this workdir other than this one (from their ``train.<pid>.pid`` files)."""

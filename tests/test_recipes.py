@@ -192,6 +192,16 @@ def test_reproduce_multi30k_job_order(tmp_path):
     after = names[names.index("search") + 1:]
     assert after[0] == "scratch_HAT@5.5ms_seed0" and after.index("scratch_HAT@5.5ms_seed1") > 0
     assert sum(n.endswith("_seed1") for n in after) == sum(n.endswith("_seed2") for n in after) == 7
+    assert after[1:4] == ["scratch_HAT@5.5ms_seed1"] + [f"scratch_{n}_seed1" for n in repro.baselines(r.space)][:2]
+    # once latency is measured, later seeds of the models that decide the verdict come first: the searched ones and
+    # the baselines no slower than the slowest searched one
+    lat = {"HAT@5.5ms": 6.0, "Transformer-smallest": 4.0, "Transformer-e2d1": 6.0}
+    lat.update({n: 9.0 for n in repro.baselines(r.space) if n not in lat})
+    (tmp_path / "latency_measured.json").write_text(json.dumps({"latency_ms": lat}))
+    after = [j.name for j in r.jobs()][names.index("search") + 2:]
+    first = {"HAT@5.5ms", "Transformer-smallest", "Transformer-e2d1"}
+    assert after[:6] == [f"scratch_{n}_seed{s}" for s in (1, 2) for n in r.models() if n in first]
+    assert len(after) == 14 and all(n.endswith(("_seed1", "_seed2")) for n in after)
 
 
 def test_reproduce_multi30k_diagnostics_name_a_better_model_at_lower_latency(tmp_path):
