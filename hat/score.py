@@ -99,6 +99,32 @@ def sacrebleu_corpus(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "
     return float(res.score), str(res), str(metric.get_signature())
 
 
+def paired_bootstrap(hyps_a: Sequence[str], hyps_b: Sequence[str], refs: Sequence[str], n_samples: int = 1000,
+                     tokenize: str = "13a") -> dict:
+    """Paired bootstrap resampling (Koehn, 2004) of SacreBLEU: does system b differ from system a on this test set
+    by more than the test set's sampling noise? SacreBLEU's own implementation (``sacrebleu --paired-bs``), with its
+    fixed resampling seed (12345 unless ``SACREBLEU_SEED`` says otherwise), so the numbers repeat.
+
+    Returns:
+        ``{"bleu_a", "bleu_b", "delta_bleu", "p_value", "ci_a", "ci_b", "n_samples"}``: ``delta_bleu`` is b - a;
+        ``p_value`` is SacreBLEU's two-sided one (the share of centred resampled |differences| above the observed
+        one: small means the difference is not test-set noise); ``ci_*`` are the half-widths of each score's 95%
+        bootstrap interval.
+    """
+    _check_lengths(hyps_a, refs)
+    _check_lengths(hyps_b, refs)
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    test = PairedTest([("a", list(hyps_a)), ("b", list(hyps_b))], {"BLEU": BLEU(tokenize=tokenize)}, [list(refs)],
+                      test_type="bs", n_samples=n_samples)
+    _, res = test()
+    a, b = res["BLEU"]
+    return {"bleu_a": round(float(a.score), 2), "bleu_b": round(float(b.score), 2),
+            "delta_bleu": round(float(b.score - a.score), 2), "p_value": float(b.p_value),
+            "ci_a": round(float(a.ci), 2), "ci_b": round(float(b.ci), 2), "n_samples": n_samples}
+
+
 def read_lines(path, allow_empty: bool = False) -> list[str]:
     """Lines of a text file without trailing newlines (UTF-8).
 

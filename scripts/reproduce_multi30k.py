@@ -592,6 +592,9 @@ class Repro:
                             "subnet": SubnetConfig.load_yaml(sub).to_dict(), "updates": updates})
         if not any(r["bleu"] for r in records):  # keep a results file written from another workdir
             raise HatError(f"{self.w}: no finished from-scratch training to report (run --stage train first)")
+        for r in records:
+            if r["kind"] == "searched" and r["bleu"] and r["latency_ms"] is not None:
+                r["paired_bootstrap"] = self.paired_bootstrap(r, best_rival(r, records), trained)
         out = Path(self.a.results)
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out, json.dumps(records, indent=1))
@@ -624,6 +627,22 @@ class Repro:
                 atomic_write(out.parent / name, src.read_text())
         return records
 
+    def paired_bootstrap(self, searched: dict, rival: dict | None, trained: dict) -> list[dict]:
+        """Per seed both models have: SacreBLEU's paired bootstrap (1,000 resamples) of the searched model's test
+        translations against the verdict's baseline's, i.e. whether that seed's BLEU gap exceeds the test set's
+        sampling noise (the seed std measures the training's noise; this, the 1,000 test sentences')."""
+        from hat.score import paired_bootstrap, read_lines
+        out = []
+        for s in sorted(set(searched["seeds"]) & set(rival["seeds"] if rival else ())):
+            runs = [Path(trained[f"scratch_{n}_seed{s}"]["checkpoint"]).parent
+                    for n in (rival["name"], searched["name"])]
+            if not all((d / "test.hyp").is_file() for d in runs):
+                continue
+            res = paired_bootstrap(read_lines(runs[0] / "test.hyp"), read_lines(runs[1] / "test.hyp"),
+                                   read_lines(runs[1] / "test.ref"))
+            out.append({"seed": s, "rival": rival["name"], **res})
+        return out
+
     def diagnostics(self, records: list[dict], latency_ms: dict) -> list[str]:
         """Measurements behind the verdict, for the causes the issue names: how well the search's SuperTransformer
         ranks (Kendall tau), how far the predictor's latency is from the measured one, the seed std, and whether
@@ -647,6 +666,11 @@ class Repro:
         if stds:
             out.append(f"seed std of SacreBLEU: median {statistics.median(stds):.2f}, max {max(stds):.2f} "
                        f"over {len(stds)} models")
+        for r in sorted((r for r in records if r.get("paired_bootstrap")), key=lambda r: r["budget_ms"]):
+            pb = r["paired_bootstrap"]
+            out.append(f"{r['name']} vs {pb[0]['rival']}, paired bootstrap on the test set per seed: " + ", ".join(
+                f"seed {p['seed']} {p['delta_bleu']:+.2f} BLEU (p {p['p_value']:.3f}, 95% CI ±{p['ci_b']:.2f})"
+                for p in pb))
         seed0 = {d["name"]: d for d in qs.finished_stages(self.w, "scratch_*_seed0").values()
                  if d["name"] in latency_ms}
         for r in sorted((r for r in records if r["kind"] == "searched"), key=lambda r: r["budget_ms"]):
@@ -732,6 +756,14 @@ def flattening_note(curve: list, flat_gain: float, epoch_updates: int) -> str:
             f"{100 * gain:.1f}% better per epoch: {verdict}")
 
 
+def best_rival(searched: dict, records: list[dict]) -> dict | None:
+    """The baseline the verdict compares a searched model with: the highest mean BLEU among the baselines with BLEU
+    and a measured latency at or below the searched model's (``None`` if none is as fast)."""
+    rivals = [b for b in records if b["kind"] == "baseline" and b["bleu"] and b["latency_ms"] is not None
+              and b["latency_ms"] <= searched["latency_ms"]]
+    return max(rivals, key=lambda b: statistics.fmean(b["bleu"]), default=None)
+
+
 def verdict(records: list[dict]) -> list[str]:
     """Issue 10's acceptance, per searched model: its mean BLEU vs the best baseline at equal or lower measured
     latency, and whether it is higher by more than one std (the larger of the two models' stds)."""
@@ -743,13 +775,11 @@ def verdict(records: list[dict]) -> list[str]:
         if not r["bleu"] or r["latency_ms"] is None:
             out.append(f"{r['name']}: not trained or not measured yet")
             continue
-        rivals = [b for b in records if b["kind"] == "baseline" and b["bleu"] and b["latency_ms"] is not None
-                  and b["latency_ms"] <= r["latency_ms"]]
         m, sd = ms(r)
-        if not rivals:
+        best = best_rival(r, records)
+        if best is None:
             out.append(f"{r['name']} ({r['latency_ms']:.2f} ms): {m:.2f} ± {sd:.2f}; no baseline is as fast")
             continue
-        best = max(rivals, key=lambda b: ms(b)[0])
         bm, bsd = ms(best)
         holds = "holds" if m >= bm else "does NOT hold"
         if len(r["bleu"]) < 2 or len(best["bleu"]) < 2:  # one seed has no std: the margin test cannot be made yet

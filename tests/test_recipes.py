@@ -220,6 +220,34 @@ def test_reproduce_multi30k_diagnostics_name_a_better_model_at_lower_latency(tmp
                         "beaten at <= latency by random0 1.900")
 
 
+def test_reproduce_multi30k_paired_bootstrap_per_shared_seed(tmp_path):
+    """The report tests each seed's BLEU gap against the test set's sampling noise: searched vs the verdict's
+    baseline, on the seeds both have, from their test translations."""
+    import json
+    repro = _load_repro()
+    r = repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "report"]))
+    refs = [f"a dog number {i} runs across the white fence" for i in range(50)]
+    trained = {}
+    for name, seeds, hyp in (("HAT@10ms", (0, 1), lambda x: x), ("fast", (0,), lambda x: " ".join(x.split()[:3]))):
+        for s in seeds:
+            d = tmp_path / "scratch" / name / f"seed{s}"
+            d.mkdir(parents=True)
+            (d / "test.hyp").write_text("".join(hyp(x) + "\n" for x in refs))
+            (d / "test.ref").write_text("".join(x + "\n" for x in refs))
+            trained[f"scratch_{name}_seed{s}"] = {"checkpoint": str(d / "checkpoint_best.pt")}
+    searched = {"name": "HAT@10ms", "kind": "searched", "seeds": [0, 1], "bleu": [100.0, 100.0], "latency_ms": 9.0,
+                "budget_ms": 10.0}
+    rival = {"name": "fast", "kind": "baseline", "seeds": [0], "bleu": [5.0], "latency_ms": 8.0}
+    assert repro.best_rival(searched, [searched, rival]) is rival
+    (pb,) = r.paired_bootstrap(searched, rival, trained)  # seed 1 has no baseline run: not paired
+    assert pb["seed"] == 0 and pb["rival"] == "fast" and pb["bleu_b"] == 100.0 and pb["p_value"] < 0.01
+    assert r.paired_bootstrap(searched, None, trained) == []
+    searched["paired_bootstrap"] = [pb]
+    (line,) = [x for x in r.diagnostics([searched, rival], {}) if "paired bootstrap" in x]
+    assert line.startswith("HAT@10ms vs fast, paired bootstrap on the test set per seed: seed 0 +")
+    json.dumps(pb)  # goes into the results JSON
+
+
 def test_reproduce_multi30k_bad_input_is_one_line_exit_2(tmp_path):
     """Bad input is one stderr line and exit 2; a report with nothing trained does not replace a results file."""
     script = RECIPES[0].parents[1] / "reproduce_multi30k.py"
