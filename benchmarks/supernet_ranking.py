@@ -14,10 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.record import host, versions  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -27,6 +31,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=["hat_random", "sandwich_distill"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=4096)
+    ap.add_argument("--names", nargs="+", help="rank only these SubTransformers (default: every seed-0 result; "
+                    "leave out searched ones, which one supernet's own loss chose)")
     args = ap.parse_args(argv)
 
     import torch
@@ -41,14 +47,21 @@ def main(argv=None) -> int:
 
     w = Path(args.workdir)
     results = {d["name"]: d for d in finished_stages(w, "scratch_*_seed0").values()}
+    if args.names:
+        missing = sorted(set(args.names) - set(results))
+        if missing:
+            print(f"supernet_ranking: error: no seed-0 result for {', '.join(missing)} in {w}/.stages",
+                  file=sys.stderr)
+            return 2
+        results = {n: results[n] for n in args.names}
     if len(results) < 3:
         print(f"supernet_ranking: error: only {len(results)} from-scratch results in {w}/.stages", file=sys.stderr)
         return 2
     valid = load_split(w / "data-bin", "valid", "de", "en")
     batches = prepare_batches(valid, args.max_tokens)
     t0 = time.time()
-    out = {"meta": {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(),
-                    "torch": torch.__version__, "loadavg_before": os.getloadavg(), "workdir": str(w)}}
+    out = {"meta": {"command": " ".join([sys.executable, *sys.argv]), "host": host(), "versions": versions(),
+                    "loadavg_before": os.getloadavg(), "workdir": str(w)}}
     for method in args.methods:
         ckpt = w / f"supernet_{method}" / "checkpoint_last.pt"
         if not ckpt.is_file():

@@ -257,8 +257,10 @@ class Repro:
 
     def ranking(self) -> dict:
         out = self.w / "supernet_ranking.json"
+        # the ranking set only: a searched model (chosen by one supernet's own loss) would bias its tau
+        names = list(ranking_configs(self.space, self.a.ranking_random))
         cmd = [sys.executable, str(ROOT / "benchmarks" / "supernet_ranking.py"), "--workdir", str(self.w),
-               "--out", str(out), "--threads", str(self.a.threads)]
+               "--out", str(out), "--threads", str(self.a.threads), "--names", *names]
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())
 
