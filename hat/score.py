@@ -90,13 +90,18 @@ def sacrebleu_corpus(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "
         (score, formatted result line, signature string).
     """
     _check_lengths(hyps, refs)
+    metric = _sacrebleu_metric(tokenize)
+    res = metric.corpus_score(list(hyps), [list(refs)])
+    return float(res.score), str(res), str(metric.get_signature())
+
+
+def _sacrebleu_metric(tokenize: str):
+    """SacreBLEU's BLEU metric with ``tokenize``; an unknown tokenizer is a HatError."""
     from sacrebleu.metrics import BLEU
 
     if tokenize not in BLEU.TOKENIZERS:
         raise HatError(f"unknown SacreBLEU tokenizer '{tokenize}'; choose one of {', '.join(BLEU.TOKENIZERS)}")
-    metric = BLEU(tokenize=tokenize)
-    res = metric.corpus_score(list(hyps), [list(refs)])
-    return float(res.score), str(res), str(metric.get_signature())
+    return BLEU(tokenize=tokenize)
 
 
 def paired_bootstrap(hyps_a: Sequence[str], hyps_b: Sequence[str], refs: Sequence[str], n_samples: int = 1000,
@@ -113,11 +118,10 @@ def paired_bootstrap(hyps_a: Sequence[str], hyps_b: Sequence[str], refs: Sequenc
     """
     _check_lengths(hyps_a, refs)
     _check_lengths(hyps_b, refs)
-    from sacrebleu.metrics import BLEU
     from sacrebleu.significance import PairedTest
 
-    test = PairedTest([("a", list(hyps_a)), ("b", list(hyps_b))], {"BLEU": BLEU(tokenize=tokenize)}, [list(refs)],
-                      test_type="bs", n_samples=n_samples)
+    test = PairedTest([("a", list(hyps_a)), ("b", list(hyps_b))], {"BLEU": _sacrebleu_metric(tokenize)},
+                      [list(refs)], test_type="bs", n_samples=n_samples)
     _, res = test()
     a, b = res["BLEU"]
     return {"bleu_a": round(float(a.score), 2), "bleu_b": round(float(b.score), 2),

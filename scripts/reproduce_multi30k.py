@@ -472,19 +472,16 @@ class Repro:
         models = self.models()
         out += [scratch(name, sub, 0) for name, (kind, _, sub) in models.items() if kind == "searched"]
         deciding = self.verdict_models(models)
-        later = [(name not in deciding, seed, i, name, sub) for seed in self.a.seeds if seed != 0
-                 for i, (name, (_, _, sub)) in enumerate(models.items())]
-        out += [scratch(name, sub, seed) for _, seed, _, name, sub in sorted(later)]
+        later = [(name, sub, seed) for seed in self.a.seeds if seed != 0 for name, (_, _, sub) in models.items()]
+        # a stable sort: the verdict's models first, seed-major within each group
+        out += [scratch(*job) for job in sorted(later, key=lambda job: job[0] not in deciding)]
         return out
 
     def verdict_models(self, models) -> set[str]:
         """The models whose later seeds decide the verdict, trained before the others' (so an interrupted run has
         the verdict first; order changes no result): once latency is measured, the searched models and the
         baselines no slower than the slowest searched one. Before that, every model (seed-major order)."""
-        lat_path = self.w / "latency_measured.json"
-        if not lat_path.is_file():
-            return set(models)
-        lat = json.loads(lat_path.read_text())["latency_ms"]
+        lat = self.measured_latency_ms()
         searched = [lat[n] for n, (kind, _, _) in models.items() if kind == "searched" and n in lat]
         if not searched:
             return set(models)
@@ -530,6 +527,11 @@ class Repro:
         atomic_write(self.w / "latency_measured.json", json.dumps(res, indent=1))
         return res
 
+    def measured_latency_ms(self) -> dict[str, float]:
+        """``{model: latency_ms}`` from ``--stage measure`` (``latency_measured.json``); empty before it has run."""
+        path = self.w / "latency_measured.json"
+        return json.loads(path.read_text())["latency_ms"] if path.is_file() else {}
+
     def measured_configs(self) -> dict[str, SubnetConfig]:
         """Every model of the reproduction, then the ranking-only SubTransformers: with their seed-0 scores they show
         whether the space held a better model than the searched one at its latency (a search problem) or not (a
@@ -573,8 +575,7 @@ class Repro:
 
     def report(self) -> list[dict]:
         from hat.config import load_yaml
-        lat_path = self.w / "latency_measured.json"
-        lat = json.loads(lat_path.read_text())["latency_ms"] if lat_path.is_file() else {}
+        lat = self.measured_latency_ms()
         updates = self.updates()  # None before the train stage has chosen it
         records = []
         trained = qs.finished_stages(self.w, "scratch_*")
@@ -598,8 +599,7 @@ class Repro:
             if r["kind"] == "searched" and r["bleu"] and r["latency_ms"] is not None:
                 r["paired_bootstrap"] = self.paired_bootstrap(r, best_rival(r, records), trained)
         out = Path(self.a.results)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, json.dumps(records, indent=1))
+        atomic_write(out, json.dumps(records, indent=1))  # makes the folder
         print("| model | kind | budget ms | measured latency ms | params | seeds | SacreBLEU mean ± std |")
         print("|---|---|---|---|---|---|---|")
         for r in sorted(records, key=lambda r: (r["latency_ms"] is None, r["latency_ms"] or 0)):
@@ -624,7 +624,7 @@ class Repro:
             plot(records, Path(self.a.plot), others)
         # the raw figures behind the table: the ranking and every latency sample (command, host, load averages)
         for src, name in ((self.w / "supernet_ranking.json", "supernet_ranking.json"),
-                          (lat_path, "reproduce_multi30k_latency.json")):
+                          (self.w / "latency_measured.json", "reproduce_multi30k_latency.json")):
             if src.is_file():
                 atomic_write(out.parent / name, src.read_text())
         return records
