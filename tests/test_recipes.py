@@ -99,6 +99,43 @@ def test_reproduction_verdict(searched, expect):
     assert "best baseline at <= latency fast" in line and line.endswith(expect)
 
 
+def test_reproduction_verdict_names_a_slower_baseline_within_the_budget():
+    """The issue's rule compares at the searched model's measured latency; the report also says whether a baseline
+    slower than the pick but still within the budget (one the user could have deployed instead) scores higher."""
+    repro = _load_repro()
+    rec = lambda name, kind, lat, bleu: {"name": name, "kind": kind, "latency_ms": lat, "bleu": list(bleu),  # noqa: E731
+                                         "budget_ms": 11.0 if kind == "searched" else None}
+    records = [rec("HAT@11ms", "searched", 10.0, (21.0, 20.0, 20.5)), rec("fast", "baseline", 8.0, (19.5, 19.6)),
+               rec("in_budget", "baseline", 10.9, (21.0, 20.6)), rec("over", "baseline", 11.5, (30.0, 30.0))]
+    assert repro.budget_rival(records[0], records) is records[2]
+    first, second = repro.verdict(records)
+    assert "best baseline at <= latency fast" in first and first.endswith("holds (by more than one std)")
+    assert second == ("  within its 11 ms budget: in_budget (10.90 ms) 20.80 ± 0.28: the searched model is lower by "
+                      "0.30 (within one std)")
+    records[2]["latency_ms"] = 11.2  # over the budget: no second line
+    assert len(repro.verdict(records)) == 1
+
+
+def test_reproduce_multi30k_diagnostics_tell_a_ranking_miss_from_a_sampling_miss(tmp_path):
+    repro = _load_repro()
+    r = repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "report"]))
+    assert r.search_fitness([{}, {}]) == [(None, None)] * 2  # no search yet
+    searched = {"name": "HAT@11ms", "kind": "searched", "budget_ms": 11.0, "latency_ms": 10.0, "bleu": [20.0, 20.2],
+                "valid_nll_loss": [1.9, 1.9], "inherited_valid_loss": 2.10, "evaluated_by_search": True}
+    rival = {"name": "in_budget", "kind": "baseline", "budget_ms": None, "latency_ms": 10.9, "bleu": [21.0, 21.2],
+             "valid_nll_loss": [1.8, 1.8], "inherited_valid_loss": 2.12, "evaluated_by_search": False}
+    (line,) = [x for x in r.diagnostics([searched, rival], {}) if "within" in x]
+    assert line == ("in_budget is within HAT@11ms's budget and scores higher from scratch; the search's fitness "
+                    "(inherited validation loss) ranks it worse: 2.1200 vs 2.1000 (from scratch, validation NLL "
+                    "1.800 vs 1.900); the search never evaluated it, nor would it have picked it: a ranking miss, "
+                    "not a sampling one")
+    rival["inherited_valid_loss"] = 2.05
+    (line,) = [x for x in r.diagnostics([searched, rival], {}) if "within" in x]
+    assert "ranks it better: 2.0500 vs 2.1000" in line and line.endswith("never evaluated it: a sampling miss")
+    rival["bleu"] = [19.0, 19.0]  # scores lower: nothing to explain
+    assert not [x for x in r.diagnostics([searched, rival], {}) if "within" in x]
+
+
 def test_reproduce_multi30k_update_count_rule(tmp_path):
     """--updates auto: the count is where Transformer-largest's validation NLL improves by < 1% per epoch, measured
     over >= 1 epoch so that an off-epoch point (a run stopped mid-epoch) does not decide alone."""
@@ -242,9 +279,10 @@ def test_reproduce_multi30k_paired_bootstrap_per_shared_seed(tmp_path):
     (pb,) = r.paired_bootstrap(searched, rival, trained)  # seed 1 has no baseline run: not paired
     assert pb["seed"] == 0 and pb["rival"] == "fast" and pb["bleu_b"] == 100.0 and pb["p_value"] < 0.01
     assert r.paired_bootstrap(searched, None, trained) == []
-    searched["paired_bootstrap"] = [pb]
-    (line,) = [x for x in r.diagnostics([searched, rival], {}) if "paired bootstrap" in x]
-    assert line.startswith("HAT@10ms vs fast, paired bootstrap on the test set per seed: seed 0 +")
+    searched["paired_bootstrap"] = [pb, {**pb, "rival": "other"}]
+    first, second = [x for x in r.diagnostics([searched, rival], {}) if "paired bootstrap" in x]  # one per rival
+    assert first.startswith("HAT@10ms vs fast, paired bootstrap on the test set per seed: seed 0 +")
+    assert second.startswith("HAT@10ms vs other, paired bootstrap")
     json.dumps(pb)  # goes into the results JSON
 
 
