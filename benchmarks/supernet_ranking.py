@@ -60,8 +60,11 @@ def main(argv=None) -> int:
     valid = load_split(w / "data-bin", "valid", "de", "en")
     batches = prepare_batches(valid, args.max_tokens)
     t0 = time.time()
-    out = {"meta": {"command": " ".join([sys.executable, *sys.argv]), "host": host(), "versions": versions(),
-                    "loadavg_before": os.getloadavg(), "workdir": str(w)}}
+    # Every top-level key is a training method ({"<method>": {"kendall_tau", "n_subnets", ...}}, issue 10's
+    # schema); the run's provenance goes into each method's "run".
+    run = {"command": " ".join([sys.executable, *sys.argv]), "host": host(), "versions": versions(),
+           "loadavg_before": os.getloadavg(), "workdir": str(w)}
+    out = {}
     for method in args.methods:
         ckpt = w / f"supernet_{method}" / "checkpoint_last.pt"
         if not ckpt.is_file():
@@ -92,8 +95,10 @@ def main(argv=None) -> int:
               f"{out[method]['kendall_tau_bleu']:.3f} over {len(rows)} SubTransformers")
     calib = finished_stages(w, "calibrate")
     if calib:
-        out["meta"]["calibration"] = calib["calibrate"]
-    out["meta"].update(loadavg_after=os.getloadavg(), seconds=round(time.time() - t0, 1))
+        run["calibration"] = calib["calibrate"]
+    run.update(loadavg_after=os.getloadavg(), seconds=round(time.time() - t0, 1))
+    for rec in out.values():
+        rec["run"] = run
     atomic_write(args.out, json.dumps(out, indent=1))  # makes the folder
     return 0
 
