@@ -21,6 +21,9 @@ Three stages, run separately (latency is never measured while this script trains
   are paused (SIGSTOP) meanwhile and continued after, as during the train stage's own latency profiling.
 * ``--stage report``: ``benchmarks/results/reproduce_multi30k.json``, a markdown table (mean +- std over seeds) and
   ``docs/img/multi30k_repro_bleu_vs_latency.png`` from whatever has finished.
+* ``--stage ablation`` (optional, after the train stage; ~1 h on one core): more SuperTransformer recipes
+  (``ABLATION``) with the same CPU time, ranked on the same ranking set ->
+  ``benchmarks/results/supernet_ranking_ablation.json``. It changes nothing the search or the report used.
 
     nohup nice -n 10 python scripts/reproduce_multi30k.py --workdir runs/repro --stage train > runs/repro.log 2>&1 &
     python scripts/reproduce_multi30k.py --workdir runs/repro --stage measure     # pauses training meanwhile
@@ -50,6 +53,11 @@ from hat.space import SubnetConfig, load_space
 
 SPACE = "multi30k_cpu"
 TASK = "multi30k_de_en"
+# --stage ablation's extra SuperTransformer recipe, fixed before it ran: the sandwich rule at its cheapest (largest +
+# smallest per update, no random one, no distillation). The main sandwich recipe gets a quarter of HAT's updates for
+# the same CPU time; this one about half, while still training the widest dimensions in every update: does the
+# ranking gain (weight sharing understates width) or lose (fewer updates)?
+ABLATION = {"sandwich_min": {"subnet_sampling": "sandwich", "sandwich_random": 0}}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -206,15 +214,15 @@ class Repro:
                                       bpe_vocab=self.a.bpe_vocab, threads=1), log=None)
         return {"data_bin": str(self.data)}
 
-    def calibrate(self) -> dict:
-        """CPU seconds per update of both SuperTransformer recipes (same batches, process time: robust to other
-        processes on the machine), so both get the same CPU time."""
+    def calibrate(self, methods: dict[str, dict] | None = None) -> dict:
+        """CPU seconds per update of the SuperTransformer recipes (default: both of :meth:`methods`; same batches,
+        process time: robust to other processes on the machine), so all get the same CPU time."""
         import torch
         from hat.train.config import load_train_config
         from hat.train.trainer import Trainer
         torch.set_num_threads(self.a.threads)
         out = {}
-        for method, extra in self.methods().items():
+        for method, extra in (self.methods() if methods is None else methods).items():
             save = self.w / "calibrate" / method
             cfg = load_train_config(TASK, [f"max_tokens={self.a.max_tokens}", f"threads={self.a.threads}",
                                            f"data={self.data}", f"space={SPACE}", f"save_dir={save}",
@@ -244,9 +252,9 @@ class Repro:
                 "sandwich_distill": {"subnet_sampling": "sandwich", "sandwich_random": self.a.sandwich_random,
                                      "inplace_distill": self.a.inplace_distill}}
 
-    def supernet(self, method: str, updates: int) -> dict:
+    def supernet(self, method: str, updates: int, extra: dict | None = None) -> dict:
         out = self.w / f"supernet_{method}"
-        overrides = [f"{k}={v}" for k, v in self.methods()[method].items()]
+        overrides = [f"{k}={v}" for k, v in (self.methods()[method] if extra is None else extra).items()]
 
         def run():
             t0 = time.process_time()
@@ -255,14 +263,33 @@ class Repro:
                     "cpu_seconds_this_sitting": round(time.process_time() - t0, 1)}
         return self.pl.stage(f"supernet_{method}", run)
 
-    def ranking(self) -> dict:
-        out = self.w / "supernet_ranking.json"
+    def ranking(self, out_name: str = "supernet_ranking.json", methods=None) -> dict:
+        out = self.w / out_name
         # the ranking set only: a searched model (chosen by one supernet's own loss) would bias its tau
         names = list(ranking_configs(self.space, self.a.ranking_random))
         cmd = [sys.executable, str(ROOT / "benchmarks" / "supernet_ranking.py"), "--workdir", str(self.w),
-               "--out", str(out), "--threads", str(self.a.threads), "--names", *names]
+               "--out", str(out), "--threads", str(self.a.threads), "--names", *names,
+               *(["--methods", *methods] if methods else [])]
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())
+
+    def ablation(self) -> dict:
+        """The recipes of ``ABLATION``, each given the same CPU time as the two main SuperTransformers, ranked with
+        those two on the same ranking set; the record goes to ``benchmarks/results/supernet_ranking_ablation.json``.
+        Needs the train stage's ranking stage (the ranking set's from-scratch results) to have finished."""
+        if not self.pl.result("ranking"):
+            raise HatError(f"{self.w}: the ranking set is not trained yet (run --stage train first)")
+        calib = self.pl.stage("calibrate_ablation", lambda: self.calibrate(ABLATION))
+        for method, extra in ABLATION.items():
+            self.supernet(method, calib[method]["updates"], extra)
+        res = self.pl.stage("ranking_ablation", lambda: self.ranking("supernet_ranking_ablation.json",
+                                                                      [*self.methods(), *ABLATION]))
+        atomic_write(Path(self.a.results).parent / "supernet_ranking_ablation.json",
+                     (self.w / "supernet_ranking_ablation.json").read_text())
+        for m, v in res.items():
+            print(f"{m}: Kendall tau {v['kendall_tau']:.2f} (BLEU {v['kendall_tau_bleu']:.2f}) over "
+                  f"{v['n_subnets']} SubTransformers, {v['supernet']['updates']} updates")
+        return res
 
     def search(self, supernet_ckpt: str) -> dict:
         from hat.config import dump_yaml
@@ -927,7 +954,7 @@ def updates_arg(v: str):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", default="runs/repro")
-    p.add_argument("--stage", choices=("train", "measure", "report"), required=True)
+    p.add_argument("--stage", choices=("train", "measure", "report", "ablation"), required=True)
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "multi30k"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--bpe-vocab", type=int, default=4000)
@@ -977,6 +1004,8 @@ def main(argv=None) -> int:
         res = r.measure()
         for n, v in res["latency_ms"].items():
             print(f"{n:<24}{v:8.2f} ms")
+    elif args.stage == "ablation":
+        r.ablation()
     else:
         r.report()
     return 0

@@ -295,12 +295,23 @@ def test_reproduce_multi30k_bad_input_is_one_line_exit_2(tmp_path):
     (tmp_path / "w").mkdir()
     for args in (["--workdir", str(tmp_path / "w"), "--stage", "report", "--results", str(results)],
                  ["--workdir", str(tmp_path / "none"), "--stage", "measure"],
-                 ["--workdir", str(tmp_path / "w"), "--stage", "train", "--data-dir", str(tmp_path / "none")]):
+                 ["--workdir", str(tmp_path / "w"), "--stage", "train", "--data-dir", str(tmp_path / "none")],
+                 ["--workdir", str(tmp_path / "w"), "--stage", "ablation"]):  # no ranking set trained yet
         out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120,
                              env=env)
         assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
         assert out.stderr.startswith("reproduce_multi30k.py: error: ")
     assert results.read_text() == "[]" and not (tmp_path / "none").exists()
+    assert not list((tmp_path / "w").glob("supernet_*")), "the ablation started without its ranking set"
+
+
+def test_reproduce_multi30k_ablation_recipes_are_valid_train_configs(tmp_path):
+    from hat.train.config import load_train_config
+    repro = _load_repro()
+    r = repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "report"]))
+    assert set(repro.ABLATION).isdisjoint(r.methods())  # its own supernet_<name> folders
+    for extra in repro.ABLATION.values():
+        load_train_config(repro.TASK, [f"{k}={v}" for k, v in extra.items()], space=repro.SPACE)
 
 
 def test_reproduce_multi30k_compute_total_counts_every_sitting(tmp_path):
