@@ -5,6 +5,8 @@ training method (HAT's one random SubTransformer per update vs sandwich + in-pla
 Reads a ``scripts/reproduce_multi30k.py`` workdir: ``supernet_<method>/checkpoint_last.pt`` and the seed-0
 from-scratch results ``.stages/scratch_<name>_seed0.json`` (validation NLL on the whole Multi30k validation set,
 SacreBLEU on test_2016_flickr). Inherited losses are computed here (whole validation set, NLL, nats/token).
+``--scratch-from`` takes the from-scratch results from an earlier record of this benchmark instead (its first
+method's rows), so new SuperTransformers can be ranked on a machine that no longer has those trainings.
 
     python benchmarks/supernet_ranking.py --workdir runs/repro --out benchmarks/results/supernet_ranking.json
 """
@@ -24,6 +26,15 @@ sys.path.insert(0, str(REPO))
 from benchmarks.record import host, versions  # noqa: E402
 
 
+def recorded_results(path: Path) -> dict[str, dict]:
+    """``{name: {"subnet": SubnetConfig, "valid_nll_loss", "bleu"}}``: the from-scratch results in a record of this
+    benchmark (they are the same under every method; the first method's rows are read)."""
+    from hat.space import SubnetConfig
+    rows = next(iter(json.loads(path.read_text()).values()))["subnets"]
+    return {r["name"]: {"subnet": SubnetConfig.from_dict(r["subnet"]), "valid_nll_loss": r["scratch_valid_nll"],
+                        "bleu": r["scratch_bleu"]} for r in rows}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", required=True)
@@ -33,11 +44,14 @@ def main(argv=None) -> int:
     ap.add_argument("--max-tokens", type=int, default=4096)
     ap.add_argument("--names", nargs="+", help="rank only these SubTransformers (default: every seed-0 result; "
                     "leave out searched ones, which one supernet's own loss chose)")
+    ap.add_argument("--scratch-from", help="an earlier record of this benchmark: take the from-scratch results "
+                    "(validation NLL, BLEU, config) from it instead of the workdir's .stages")
     args = ap.parse_args(argv)
 
     import torch
     torch.set_num_threads(args.threads)
     from hat.data import load_split
+    from hat.errors import HatError
     from hat.io import atomic_write
     from hat.predictor.metrics import kendall_tau
     from hat.quickstart import finished_stages
@@ -46,16 +60,24 @@ def main(argv=None) -> int:
     from hat.train.evaluate import prepare_batches, valid_loss
 
     w = Path(args.workdir)
-    results = {d["name"]: d for d in finished_stages(w, "scratch_*_seed0").values()}
+    if args.scratch_from:
+        try:
+            results = recorded_results(Path(args.scratch_from))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration, HatError) as e:
+            print(f"supernet_ranking: error: {args.scratch_from}: not a ranking record ({e!r})", file=sys.stderr)
+            return 2
+        where = args.scratch_from
+    else:
+        results = {d["name"]: d for d in finished_stages(w, "scratch_*_seed0").values()}
+        where = f"{w}/.stages"
     if args.names:
         missing = sorted(set(args.names) - set(results))
         if missing:
-            print(f"supernet_ranking: error: no seed-0 result for {', '.join(missing)} in {w}/.stages",
-                  file=sys.stderr)
+            print(f"supernet_ranking: error: no seed-0 result for {', '.join(missing)} in {where}", file=sys.stderr)
             return 2
         results = {n: results[n] for n in args.names}
     if len(results) < 3:
-        print(f"supernet_ranking: error: only {len(results)} from-scratch results in {w}/.stages", file=sys.stderr)
+        print(f"supernet_ranking: error: only {len(results)} from-scratch results in {where}", file=sys.stderr)
         return 2
     valid = load_split(w / "data-bin", "valid", "de", "en")
     batches = prepare_batches(valid, args.max_tokens)
@@ -63,7 +85,7 @@ def main(argv=None) -> int:
     # Every top-level key is a training method ({"<method>": {"kendall_tau", "n_subnets", ...}}, issue 10's
     # schema); the run's provenance goes into each method's "run".
     run = {"command": " ".join([sys.executable, *sys.argv]), "host": host(), "versions": versions(),
-           "loadavg_before": os.getloadavg(), "workdir": str(w)}
+           "loadavg_before": os.getloadavg(), "workdir": str(w), "scratch_from": args.scratch_from}
     out = {}
     for method in args.methods:
         ckpt = w / f"supernet_{method}" / "checkpoint_last.pt"
@@ -73,7 +95,7 @@ def main(argv=None) -> int:
         model, ck = load_model(ckpt)
         rows = []
         for name, r in results.items():
-            cfg = SubnetConfig.load_yaml(r["subnet"])
+            cfg = r["subnet"] if isinstance(r["subnet"], SubnetConfig) else SubnetConfig.load_yaml(r["subnet"])
             model.set_active_subnet(cfg)
             rows.append({"name": name, "inherited_valid_nll": valid_loss(model, batches),
                          "scratch_valid_nll": r["valid_nll_loss"], "scratch_bleu": r["bleu"],

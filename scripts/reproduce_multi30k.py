@@ -21,9 +21,13 @@ Three stages, run separately (latency is never measured while this script trains
   are paused (SIGSTOP) meanwhile and continued after, as during the train stage's own latency profiling.
 * ``--stage report``: ``benchmarks/results/reproduce_multi30k.json``, a markdown table (mean +- std over seeds) and
   ``docs/img/multi30k_repro_bleu_vs_latency.png`` from whatever has finished.
-* ``--stage ablation`` (optional, after the train stage; ~1 h on one core): more SuperTransformer recipes
-  (``ABLATION``) with the same CPU time, ranked on the same ranking set ->
-  ``benchmarks/results/supernet_ranking_ablation.json``. It changes nothing the search or the report used.
+* ``--stage ablation`` (optional; ~1 h on two cores): more SuperTransformer recipes (``ABLATION``), each with the
+  CPU time of the reference recipe's SuperTransformer (``--ablation-reference``, HAT's), ranked with it on the same
+  ranking set -> ``benchmarks/results/supernet_ranking_ablation.json``. It changes nothing the search or the report
+  used. In the train stage's workdir it ranks against that stage's from-scratch results and SuperTransformers;
+  elsewhere (a new machine) it prepares the same data, retrains the reference SuperTransformer with its recorded
+  update count and takes the from-scratch results from ``--ranking-record`` (the committed ranking JSON). Several
+  processes started with the same command share its jobs, like the train stage's.
 
     nohup nice -n 10 python scripts/reproduce_multi30k.py --workdir runs/repro --stage train > runs/repro.log 2>&1 &
     python scripts/reproduce_multi30k.py --workdir runs/repro --stage measure     # pauses training meanwhile
@@ -128,7 +132,7 @@ class Repro:
     def __init__(self, args):
         self.a = args
         self.w = Path(args.workdir).resolve()
-        if args.stage != "train" and not self.w.is_dir():  # measure and report read a workdir, never start one
+        if args.stage in ("measure", "report") and not self.w.is_dir():  # they read a workdir, never start one
             raise HatError(f"{self.w}: no such workdir (--stage train creates it)")
         self.w.mkdir(parents=True, exist_ok=True)
         self.pl = qs.Pipeline(self.w, None, "repro", log=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
@@ -216,7 +220,8 @@ class Repro:
 
     def calibrate(self, methods: dict[str, dict] | None = None) -> dict:
         """CPU seconds per update of the SuperTransformer recipes (default: both of :meth:`methods`; same batches,
-        process time: robust to other processes on the machine), so all get the same CPU time."""
+        process time: robust to other processes on the machine), so all get the same CPU time
+        (``--supernet-cpu-minutes``)."""
         import torch
         from hat.train.config import load_train_config
         from hat.train.trainer import Trainer
@@ -263,32 +268,75 @@ class Repro:
                     "cpu_seconds_this_sitting": round(time.process_time() - t0, 1)}
         return self.pl.stage(f"supernet_{method}", run)
 
-    def ranking(self, out_name: str = "supernet_ranking.json", methods=None) -> dict:
+    def ranking(self, out_name: str = "supernet_ranking.json", methods=None, scratch_from=None) -> dict:
         out = self.w / out_name
         # the ranking set only: a searched model (chosen by one supernet's own loss) would bias its tau
         names = list(ranking_configs(self.space, self.a.ranking_random))
         cmd = [sys.executable, str(ROOT / "benchmarks" / "supernet_ranking.py"), "--workdir", str(self.w),
                "--out", str(out), "--threads", str(self.a.threads), "--names", *names,
-               *(["--methods", *methods] if methods else [])]
+               *(["--methods", *methods] if methods else []),
+               *(["--scratch-from", str(scratch_from)] if scratch_from else [])]
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())
 
+    def ablation_reference(self) -> tuple[str, int, Path | None]:
+        """The reference recipe of ``--stage ablation``, its SuperTransformer's update count, and where the ranking
+        set's from-scratch results come from: this workdir's train stage (``None``) or ``--ranking-record``."""
+        ref = self.a.ablation_reference
+        if self.pl.result("ranking"):
+            return ref, self.pl.result("calibrate")[ref]["updates"], None
+        record = Path(self.a.ranking_record)
+        try:
+            updates = int(json.loads(record.read_text())[ref]["supernet"]["updates"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise HatError(f"{self.w} has no ranking set trained (--stage train) and {record} gives no "
+                           f"{ref} SuperTransformer ({type(e).__name__}: {e})") from None
+        return ref, updates, record
+
+    def calibrate_ablation(self, ref: str, ref_updates: int) -> dict:
+        """Update counts of the ``ABLATION`` recipes for the CPU time of the reference SuperTransformer: its update
+        count x the ratio of CPU seconds per update, both recipes timed here on the same batches (so a machine
+        faster or slower than the one that trained the reference changes nothing)."""
+        out = self.calibrate({ref: self.methods()[ref], **ABLATION})
+        per_update = out[ref]["cpu_seconds_per_update"]
+        for m in ABLATION:
+            out[m]["updates"] = self.a.supernet_updates or max(
+                1, round(ref_updates * per_update / out[m]["cpu_seconds_per_update"]))
+        out[ref]["updates"] = ref_updates
+        out["reference"] = ref
+        return out
+
+    def ablation_jobs(self) -> list[Job]:
+        """The jobs of ``--stage ablation`` in priority order: data, the reference SuperTransformer (trained only
+        where this workdir lacks it), the calibration, each ``ABLATION`` recipe, then the ranking of all of them."""
+        ref, ref_updates, record = self.ablation_reference()
+        ref_updates = self.a.supernet_updates or ref_updates
+
+        def calibrated(m):
+            return self.pl.result("calibrate_ablation")[m]["updates"]
+        out = [Job("prepare", (), lambda: self.pl.stage("prepare", self.prepare)),
+               Job(f"supernet_{ref}", ("prepare",), lambda: self.supernet(ref, ref_updates)),
+               Job("calibrate_ablation", ("prepare",),
+                   lambda: self.pl.stage("calibrate_ablation", lambda: self.calibrate_ablation(ref, ref_updates)))]
+        out += [Job(f"supernet_{m}", ("calibrate_ablation",), lambda m=m, x=x: self.supernet(m, calibrated(m), x))
+                for m, x in ABLATION.items()]
+        out.append(Job("ranking_ablation", tuple(j.name for j in out), lambda: self.pl.stage(
+            "ranking_ablation", lambda: self.ranking("supernet_ranking_ablation.json", [*self.methods(), *ABLATION],
+                                                     record))))
+        return out
+
     def ablation(self) -> dict:
-        """The recipes of ``ABLATION``, each given the same CPU time as the two main SuperTransformers, ranked with
-        those two on the same ranking set; the record goes to ``benchmarks/results/supernet_ranking_ablation.json``.
-        Needs the train stage's ranking stage (the ranking set's from-scratch results) to have finished."""
-        if not self.pl.result("ranking"):
-            raise HatError(f"{self.w}: the ranking set is not trained yet (run --stage train first)")
-        calib = self.pl.stage("calibrate_ablation", lambda: self.calibrate(ABLATION))
-        for method, extra in ABLATION.items():
-            self.supernet(method, calib[method]["updates"], extra)
-        res = self.pl.stage("ranking_ablation", lambda: self.ranking("supernet_ranking_ablation.json",
-                                                                      [*self.methods(), *ABLATION]))
-        atomic_write(Path(self.a.results).parent / "supernet_ranking_ablation.json",
-                     (self.w / "supernet_ranking_ablation.json").read_text())
-        for m, v in res.items():
+        """Run (or share with other processes) :meth:`ablation_jobs`, then copy the ranking to
+        ``benchmarks/results/supernet_ranking_ablation.json`` and print each recipe's tau."""
+        _, _, record = self.ablation_reference()  # fails before any work when there is nothing to rank against
+        self.train_all(self.ablation_jobs)
+        res = json.loads((self.w / "supernet_ranking_ablation.json").read_text())
+        atomic_write(Path(self.a.results).parent / "supernet_ranking_ablation.json", json.dumps(res, indent=1))
+        recorded = json.loads(record.read_text()) if record else {}
+        for m, v in {**{k: v for k, v in recorded.items() if k not in res}, **res}.items():
             print(f"{m}: Kendall tau {v['kendall_tau']:.2f} (BLEU {v['kendall_tau_bleu']:.2f}) over "
-                  f"{v['n_subnets']} SubTransformers, {v['supernet']['updates']} updates")
+                  f"{v['n_subnets']} SubTransformers, {v['supernet']['updates']} updates"
+                  f"{' (recorded)' if m not in res else ''}")
         return res
 
     def search(self, supernet_ckpt: str) -> dict:
@@ -535,13 +583,14 @@ class Repro:
         finally:
             send_signal(stopped, signal.SIGCONT)
 
-    def train_all(self) -> None:
+    def train_all(self, jobs: Callable[[], list[Job]] | None = None) -> None:
+        """Run the train stage's jobs (or ``jobs``'), sharing them with this workdir's other train processes."""
         lock = self.w / f"train.{os.getpid()}.pid"
         lock.write_text(str(os.getpid()))
         # a process that paused the others may have been killed before continuing them
         send_signal(self.train_pids(), signal.SIGCONT)
         try:
-            self.run_jobs(self.jobs)
+            self.run_jobs(jobs or self.jobs)
         finally:
             lock.unlink(missing_ok=True)
 
@@ -975,6 +1024,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandwich-random", type=int, default=2)
     p.add_argument("--inplace-distill", type=float, default=1.0)
     p.add_argument("--ranking-random", type=int, default=4, help="random SubTransformers in the ranking set")
+    p.add_argument("--ablation-reference", choices=("hat_random", "sandwich_distill"), default="hat_random",
+                   help="--stage ablation: the recipe whose SuperTransformer's CPU time the ablation recipes get")
+    p.add_argument("--ranking-record", default=str(ROOT / "benchmarks" / "results" / "supernet_ranking.json"),
+                   help="--stage ablation in a workdir without the train stage's ranking set: the from-scratch "
+                        "results and the reference's update count come from this ranking JSON")
     p.add_argument("--search-supernet", choices=("auto", "hat_random", "sandwich_distill"), default="auto",
                    help="supernet the search uses (auto: the one with the higher ranking tau on validation NLL, "
                         "then on BLEU)")

@@ -296,7 +296,10 @@ def test_reproduce_multi30k_bad_input_is_one_line_exit_2(tmp_path):
     for args in (["--workdir", str(tmp_path / "w"), "--stage", "report", "--results", str(results)],
                  ["--workdir", str(tmp_path / "none"), "--stage", "measure"],
                  ["--workdir", str(tmp_path / "w"), "--stage", "train", "--data-dir", str(tmp_path / "none")],
-                 ["--workdir", str(tmp_path / "w"), "--stage", "ablation"]):  # no ranking set trained yet
+                 # no ranking set trained here, and no ranking record to take it from
+                 ["--workdir", str(tmp_path / "w"), "--stage", "ablation", "--ranking-record",
+                  str(tmp_path / "none.json")],
+                 ["--workdir", str(tmp_path / "w"), "--stage", "ablation", "--ranking-record", str(results)]):
         out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120,
                              env=env)
         assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
@@ -312,6 +315,30 @@ def test_reproduce_multi30k_ablation_recipes_are_valid_train_configs(tmp_path):
     assert set(repro.ABLATION).isdisjoint(r.methods())  # its own supernet_<name> folders
     for extra in repro.ABLATION.values():
         load_train_config(repro.TASK, [f"{k}={v}" for k, v in extra.items()], space=repro.SPACE)
+
+
+def test_reproduce_multi30k_ablation_on_a_new_machine_uses_the_ranking_record(tmp_path, monkeypatch):
+    """Without the train stage's workdir the ablation retrains the reference SuperTransformer with its recorded
+    update count, gives each ablation recipe the same CPU time (updates scaled by the CPU seconds per update both
+    measure here) and ranks against the committed from-scratch results."""
+    import json
+    repro = _load_repro()
+    record = RECIPES[0].parents[2] / "benchmarks" / "results" / "supernet_ranking.json"
+    r = repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), "--stage", "ablation"]))
+    ref, updates, rec = r.ablation_reference()
+    assert (ref, rec) == ("hat_random", Path(record))
+    assert updates == json.loads(record.read_text())["hat_random"]["supernet"]["updates"]
+    names = [j.name for j in r.ablation_jobs()]
+    assert names == ["prepare", "supernet_hat_random", "calibrate_ablation",
+                     *[f"supernet_{m}" for m in repro.ABLATION], "ranking_ablation"]
+    assert set(r.ablation_jobs()[-1].needs) == set(names[:-1])
+
+    def calibrate(methods):  # the reference takes 0.5 CPU-s per update here, each ablation recipe 2.0
+        return {m: {"cpu_seconds_per_update": 0.5 if m == ref else 2.0, "updates": 1} for m in methods}
+    monkeypatch.setattr(r, "calibrate", calibrate)
+    out = r.calibrate_ablation(ref, 5375)
+    assert out[ref]["updates"] == 5375 and out["reference"] == ref
+    assert all(out[m]["updates"] == 1344 for m in repro.ABLATION)  # round(5375 * 0.5 / 2.0)
 
 
 def test_reproduce_multi30k_compute_total_counts_every_sitting(tmp_path):
