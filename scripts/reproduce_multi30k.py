@@ -61,7 +61,15 @@ TASK = "multi30k_de_en"
 # smallest per update, no random one, no distillation). The main sandwich recipe gets a quarter of HAT's updates for
 # the same CPU time; this one about half, while still training the widest dimensions in every update: does the
 # ranking gain (weight sharing understates width) or lose (fewer updates)?
-ABLATION = {"sandwich_min": {"subnet_sampling": "sandwich", "sandwich_random": 0}}
+ABLATION = {"sandwich_min": {"subnet_sampling": "sandwich", "sandwich_random": 0},
+            # added after sandwich_min's result (tau 0.16: the corners inherit well, the SubTransformers between
+            # them are never trained): does one random SubTransformer per update beside the corners rank better
+            # than HAT's one, at equal CPU time?
+            "sandwich_1": {"subnet_sampling": "sandwich", "sandwich_random": 1}}
+# ... and the reference recipe with this many times its CPU time (added with sandwich_1): does more SuperTransformer
+# training alone raise the ranking? Continued from the reference's checkpoint (resume is exact and the inverse-sqrt
+# schedule does not depend on the total, so this equals one run trained that long from the start).
+LONGER = (2,)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -218,7 +226,7 @@ class Repro:
                                       bpe_vocab=self.a.bpe_vocab, threads=1), log=None)
         return {"data_bin": str(self.data)}
 
-    def calibrate(self, methods: dict[str, dict] | None = None) -> dict:
+    def calibrate(self, methods: dict[str, dict] | None = None, folder: str = "calibrate") -> dict:
         """CPU seconds per update of the SuperTransformer recipes (default: both of :meth:`methods`; same batches,
         process time: robust to other processes on the machine), so all get the same CPU time
         (``--supernet-cpu-minutes``)."""
@@ -228,7 +236,7 @@ class Repro:
         torch.set_num_threads(self.a.threads)
         out = {}
         for method, extra in (self.methods() if methods is None else methods).items():
-            save = self.w / "calibrate" / method
+            save = self.w / folder / method
             cfg = load_train_config(TASK, [f"max_tokens={self.a.max_tokens}", f"threads={self.a.threads}",
                                            f"data={self.data}", f"space={SPACE}", f"save_dir={save}",
                                            *[f"{k}={v}" for k, v in extra.items()]])
@@ -293,35 +301,56 @@ class Repro:
                            f"{ref} SuperTransformer ({type(e).__name__}: {e})") from None
         return ref, updates, record
 
-    def calibrate_ablation(self, ref: str, ref_updates: int) -> dict:
-        """Update counts of the ``ABLATION`` recipes for the CPU time of the reference SuperTransformer: its update
-        count x the ratio of CPU seconds per update, both recipes timed here on the same batches (so a machine
-        faster or slower than the one that trained the reference changes nothing)."""
-        out = self.calibrate({ref: self.methods()[ref], **ABLATION})
-        per_update = out[ref]["cpu_seconds_per_update"]
-        for m in ABLATION:
-            out[m]["updates"] = self.a.supernet_updates or max(
-                1, round(ref_updates * per_update / out[m]["cpu_seconds_per_update"]))
+    def calibrate_ablation(self, ref: str, ref_updates: int, method: str) -> dict:
+        """The update count of ``ABLATION`` recipe ``method`` for the CPU time of the reference SuperTransformer: its
+        update count x the ratio of CPU seconds per update, both recipes timed here on the same batches (so a
+        machine faster or slower than the one that trained the reference changes nothing)."""
+        out = self.calibrate({ref: self.methods()[ref], method: ABLATION[method]}, f"calibrate_{method}")
+        out[method]["updates"] = self.a.supernet_updates or max(
+            1, round(ref_updates * out[ref]["cpu_seconds_per_update"] / out[method]["cpu_seconds_per_update"]))
         out[ref]["updates"] = ref_updates
         out["reference"] = ref
         return out
 
+    def longer(self, ref: str, factor: int, updates: int) -> dict:
+        """The reference recipe trained to ``updates`` (``factor`` x its CPU time), continued from its
+        SuperTransformer's ``checkpoint_last.pt``."""
+        import shutil
+        from hat.io import atomic_path
+        out = self.w / f"supernet_{ref}_x{factor}"
+        if not (out / "checkpoint_last.pt").is_file():
+            with atomic_path(out / "checkpoint_last.pt") as tmp:
+                shutil.copyfile(self.w / f"supernet_{ref}" / "checkpoint_last.pt", tmp)
+        return self.supernet(f"{ref}_x{factor}", updates, self.methods()[ref])
+
+    def ablation_trained(self) -> list[str]:
+        """The SuperTransformers ``--stage ablation`` trains where the workdir lacks them: the reference, each
+        ``ABLATION`` recipe and the reference trained longer."""
+        ref = self.a.ablation_reference
+        return [ref, *ABLATION, *(f"{ref}_x{k}" for k in LONGER)]
+
+    def ablation_methods(self) -> list[str]:
+        """Every SuperTransformer ``--stage ablation`` ranks: those it trains and the train stage's (skipped where
+        the workdir lacks them)."""
+        return list(dict.fromkeys([*self.methods(), *self.ablation_trained()]))
+
     def ablation_jobs(self) -> list[Job]:
         """The jobs of ``--stage ablation`` in priority order: data, the reference SuperTransformer (trained only
-        where this workdir lacks it), the calibration, each ``ABLATION`` recipe, then the ranking of all of them."""
+        where this workdir lacks it), per ``ABLATION`` recipe its calibration and SuperTransformer, the reference
+        trained longer (``LONGER``), then the ranking of all of them."""
         ref, ref_updates, record = self.ablation_reference()
         ref_updates = self.a.supernet_updates or ref_updates
-
-        def calibrated(m):
-            return self.pl.result("calibrate_ablation")[m]["updates"]
         out = [Job("prepare", (), lambda: self.pl.stage("prepare", self.prepare)),
-               Job(f"supernet_{ref}", ("prepare",), lambda: self.supernet(ref, ref_updates)),
-               Job("calibrate_ablation", ("prepare",),
-                   lambda: self.pl.stage("calibrate_ablation", lambda: self.calibrate_ablation(ref, ref_updates)))]
-        out += [Job(f"supernet_{m}", ("calibrate_ablation",), lambda m=m, x=x: self.supernet(m, calibrated(m), x))
-                for m, x in ABLATION.items()]
+               Job(f"supernet_{ref}", ("prepare",), lambda: self.supernet(ref, ref_updates))]
+        for m, extra in ABLATION.items():
+            out += [Job(f"calibrate_{m}", ("prepare",), lambda m=m: self.pl.stage(
+                        f"calibrate_{m}", lambda: self.calibrate_ablation(ref, ref_updates, m))),
+                    Job(f"supernet_{m}", (f"calibrate_{m}",),
+                        lambda m=m, x=extra: self.supernet(m, self.pl.result(f"calibrate_{m}")[m]["updates"], x))]
+        out += [Job(f"supernet_{ref}_x{k}", (f"supernet_{ref}",), lambda k=k: self.longer(ref, k, k * ref_updates))
+                for k in LONGER]
         out.append(Job("ranking_ablation", tuple(j.name for j in out), lambda: self.pl.stage(
-            "ranking_ablation", lambda: self.ranking("supernet_ranking_ablation.json", [*self.methods(), *ABLATION],
+            "ranking_ablation", lambda: self.ranking("supernet_ranking_ablation.json", self.ablation_methods(),
                                                      record))))
         return out
 
@@ -329,6 +358,9 @@ class Repro:
         """Run (or share with other processes) :meth:`ablation_jobs`, then copy the ranking to
         ``benchmarks/results/supernet_ranking_ablation.json`` and print each recipe's tau."""
         _, _, record = self.ablation_reference()  # fails before any work when there is nothing to rank against
+        ranked = self.pl.result("ranking_ablation")
+        if ranked is not None and not set(self.ablation_trained()) <= set(ranked):
+            self.pl.marker("ranking_ablation").unlink()  # recipes were added since: rank them all again
         self.train_all(self.ablation_jobs)
         res = json.loads((self.w / "supernet_ranking_ablation.json").read_text())
         atomic_write(Path(self.a.results).parent / "supernet_ranking_ablation.json", json.dumps(res, indent=1))

@@ -328,17 +328,23 @@ def test_reproduce_multi30k_ablation_on_a_new_machine_uses_the_ranking_record(tm
     ref, updates, rec = r.ablation_reference()
     assert (ref, rec) == ("hat_random", Path(record))
     assert updates == json.loads(record.read_text())["hat_random"]["supernet"]["updates"]
-    names = [j.name for j in r.ablation_jobs()]
-    assert names == ["prepare", "supernet_hat_random", "calibrate_ablation",
-                     *[f"supernet_{m}" for m in repro.ABLATION], "ranking_ablation"]
-    assert set(r.ablation_jobs()[-1].needs) == set(names[:-1])
+    jobs = r.ablation_jobs()
+    names = [j.name for j in jobs]
+    assert names == ["prepare", "supernet_hat_random",
+                     *[f"{s}_{m}" for m in repro.ABLATION for s in ("calibrate", "supernet")],
+                     *[f"supernet_hat_random_x{k}" for k in repro.LONGER], "ranking_ablation"]
+    assert set(jobs[-1].needs) == set(names[:-1])
+    assert {j.name: j.needs for j in jobs}[f"supernet_hat_random_x{repro.LONGER[0]}"] == ("supernet_hat_random",)
+    assert set(r.ablation_methods()) == {*r.methods(), *r.ablation_trained()}
 
-    def calibrate(methods):  # the reference takes 0.5 CPU-s per update here, each ablation recipe 2.0
+    def calibrate(methods, folder):  # the reference takes 0.5 CPU-s per update here, each ablation recipe 2.0
+        assert folder != "calibrate"  # not the train stage's calibration folder
         return {m: {"cpu_seconds_per_update": 0.5 if m == ref else 2.0, "updates": 1} for m in methods}
     monkeypatch.setattr(r, "calibrate", calibrate)
-    out = r.calibrate_ablation(ref, 5375)
-    assert out[ref]["updates"] == 5375 and out["reference"] == ref
-    assert all(out[m]["updates"] == 1344 for m in repro.ABLATION)  # round(5375 * 0.5 / 2.0)
+    for m in repro.ABLATION:
+        out = r.calibrate_ablation(ref, 5375, m)
+        assert out[ref]["updates"] == 5375 and out["reference"] == ref
+        assert out[m]["updates"] == 1344  # round(5375 * 0.5 / 2.0)
 
 
 def test_reproduce_multi30k_compute_total_counts_every_sitting(tmp_path):
