@@ -115,9 +115,11 @@ def main(argv=None) -> int:
         }
         print(f"{method}: tau(valid loss) {out[method]['kendall_tau']:.3f}, tau(BLEU) "
               f"{out[method]['kendall_tau_bleu']:.3f} over {len(rows)} SubTransformers")
-    calib = finished_stages(w, "calibrate")
-    if calib:
-        run["calibration"] = calib["calibrate"]
+    calib = finished_stages(w, "calibrate*")
+    if "calibrate" in calib:  # the train stage's: both main recipes
+        run["calibration"] = calib.pop("calibrate")
+    if calib:  # --stage ablation's, one per recipe: {"calibrate_<recipe>": {<reference>: ..., <recipe>: ...}}
+        run["calibration_ablation"] = calib
     run.update(loadavg_after=os.getloadavg(), seconds=round(time.time() - t0, 1))
     for rec in out.values():
         rec["run"] = run
