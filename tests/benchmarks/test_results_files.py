@@ -29,10 +29,19 @@ def test_reproduce_multi30k_records():
     assert len({r["name"] for r in records}) == len(records)
 
 
-def test_supernet_ranking_is_keyed_by_training_method():
-    ranking = _load("supernet_ranking.json")
+@pytest.mark.parametrize("name", ["supernet_ranking.json", "supernet_ranking_ablation.json"])
+def test_supernet_ranking_is_keyed_by_training_method(name):
+    ranking = _load(name)
     assert ranking
     for method, rec in ranking.items():
         assert -1.0 <= rec["kendall_tau"] <= 1.0, method
         assert rec["n_subnets"] >= 10 and len(rec["subnets"]) == rec["n_subnets"], method
         assert {"command", "host", "versions"} <= set(rec["run"]), method
+
+
+def test_the_ablation_ranks_against_the_recorded_from_scratch_results():
+    """Same ranking set, same from-scratch targets: the ablation's taus compare with the recorded ones."""
+    target = {r["name"]: (r["scratch_valid_nll"], r["scratch_bleu"])
+              for r in next(iter(_load("supernet_ranking.json").values()))["subnets"]}
+    for method, rec in _load("supernet_ranking_ablation.json").items():
+        assert {r["name"]: (r["scratch_valid_nll"], r["scratch_bleu"]) for r in rec["subnets"]} == target, method
