@@ -21,10 +21,10 @@ Three stages, run separately (latency is never measured while this script trains
   are paused (SIGSTOP) meanwhile and continued after, as during the train stage's own latency profiling.
 * ``--stage report``: ``benchmarks/results/reproduce_multi30k.json``, a markdown table (mean +- std over seeds) and
   ``docs/img/multi30k_repro_bleu_vs_latency.png`` from whatever has finished.
-* ``--stage ablation`` (optional; ~1 h on two cores): more SuperTransformer recipes (``ABLATION``), each with the
-  CPU time of the reference recipe's SuperTransformer (``--ablation-reference``, HAT's), ranked with it on the same
-  ranking set -> ``benchmarks/results/supernet_ranking_ablation.json``. It changes nothing the search or the report
-  used. In the train stage's workdir it ranks against that stage's from-scratch results and SuperTransformers;
+* ``--stage ablation`` (optional; ~2 h on two cores on a new machine): more SuperTransformer recipes (``ABLATION``,
+  ``LONGER``), each with the CPU time of the reference recipe's SuperTransformer (``--ablation-reference``, HAT's;
+  ``LONGER``: a multiple of it), ranked with it on the same ranking set ->
+  ``benchmarks/results/supernet_ranking_ablation.json``. It changes nothing the search or the report used. In the train stage's workdir it ranks against that stage's from-scratch results and SuperTransformers;
   elsewhere (a new machine) it prepares the same data, retrains the reference SuperTransformer with its recorded
   update count and takes the from-scratch results from ``--ranking-record`` (the committed ranking JSON). Several
   processes started with the same command share its jobs, like the train stage's.
