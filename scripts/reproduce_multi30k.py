@@ -24,8 +24,9 @@ Three stages, run separately (latency is never measured while this script trains
 * ``--stage ablation`` (optional; ~2 h on two cores on a new machine): more SuperTransformer recipes (``ABLATION``,
   ``LONGER``), each with the CPU time of the reference recipe's SuperTransformer (``--ablation-reference``, HAT's;
   ``LONGER``: a multiple of it), ranked with it on the same ranking set ->
-  ``benchmarks/results/supernet_ranking_ablation.json``. It changes nothing the search or the report used. In the train stage's workdir it ranks against that stage's from-scratch results and SuperTransformers;
-  elsewhere (a new machine) it prepares the same data, retrains the reference SuperTransformer with its recorded
+  ``benchmarks/results/supernet_ranking_ablation.json``. It changes nothing the search or the report used. In the
+  train stage's workdir it ranks against that stage's from-scratch results and SuperTransformers; elsewhere (a new
+  machine) it prepares the same data, retrains the reference SuperTransformer with its recorded
   update count and takes the from-scratch results from ``--ranking-record`` (the committed ranking JSON). Several
   processes started with the same command share its jobs, like the train stage's.
 
