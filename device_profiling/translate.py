@@ -3,7 +3,7 @@
 
 Needs Python 3, numpy, onnxruntime and sentencepiece on the device, and hat's torch-free runtime package
 (``hat/runtime``, plus ``hat/__init__.py``, ``hat/errors.py``, ``hat/score.py``) beside this file: the uploader
-(:func:`hat.latency.ssh.translate_on_device`, CLI ``hat-translate --onnx DIR --device rpi4``) copies them, so the
+(:func:`hat.translate.translate_on_device`, CLI ``hat-translate --onnx DIR --device rpi4``) copies them, so the
 device decodes with the very beam search the host uses.
 
 Usage::

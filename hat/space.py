@@ -168,11 +168,71 @@ class SubnetConfig:
         return out
 
 
+PER_LAYER_GENES = ENCODER_LAYER_GENES + DECODER_LAYER_GENES
+
+
+@dataclass
+class SpaceConstraint:
+    """What a runtime can execute, as rules on genes (declared by the runtime's latency backend, e.g. CTranslate2:
+    one head count per encoder and one per decoder, the decoder attending to the last encoder layer only).
+
+    A space constrained by it (:meth:`SearchSpace.constrained`) samples, mutates and crosses over only configs that
+    keep the rules, so a search on it never leaves what the runtime executes.
+
+    Attributes:
+        name: who declares it (a runtime name).
+        choices: gene -> the values allowed; the space's choices are narrowed to them.
+        tied: groups of per-layer genes that take one value, in every layer and across the group's genes (a tied
+            group is one gene to the evolution: its value is its first gene's in layer 0).
+    """
+
+    name: str
+    choices: dict[str, list[int]] = field(default_factory=dict)
+    tied: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self):
+        known = GLOBAL_GENES + PER_LAYER_GENES
+        for g in list(self.choices) + [g for group in self.tied for g in group]:
+            if g not in known:
+                raise ConfigError(f"constraint {self.name}: unknown gene '{g}'")
+        for group in self.tied:
+            if not group or any(g not in PER_LAYER_GENES for g in group):
+                raise ConfigError(f"constraint {self.name}: tied genes must be per-layer genes, got {group}")
+
+    def violations(self, cfg: SubnetConfig) -> list[str]:
+        """Why ``cfg`` breaks the rules, one reason per gene (empty = it keeps them)."""
+        out = []
+        for g, allowed in self.choices.items():
+            vals = getattr(cfg, g)
+            bad = sorted({v for v in (vals if isinstance(vals, list) else [vals]) if v not in allowed})
+            if bad:
+                out.append(f"{g}={bad[0] if len(bad) == 1 else bad} ({self.name} executes {allowed})")
+        for group in self.tied:
+            vals = {g: getattr(cfg, g) for g in group}
+            if len({v for vs in vals.values() for v in vs}) > 1:
+                shown = "; ".join(f"{g}={v}" for g, v in vals.items())
+                out.append(f"{shown} ({self.name} executes one value for "
+                           f"{'every layer' if len(group) == 1 else ' and '.join(group) + ' in every layer'})")
+        return out
+
+    def apply(self, cfg: SubnetConfig) -> SubnetConfig:
+        """``cfg`` with every tied group set to its first gene's layer-0 value (choices are the space's job)."""
+        if not self.tied:
+            return cfg
+        d = cfg.to_dict()
+        for group in self.tied:
+            v = d[group[0]][0]
+            for g in group:
+                d[g] = [v] * len(d[g])
+        return SubnetConfig(**d)
+
+
 @dataclass
 class SearchSpace:
     """Choices for every gene, plus the SuperTransformer's fixed dims.
 
     The SuperTransformer is built with the max of each choice list (its weights hold every SubTransformer).
+    ``constraint`` (see :meth:`constrained`) restricts the space to what one runtime executes.
     """
 
     name: str
@@ -189,6 +249,7 @@ class SearchSpace:
     # Fixed q/k/v projection width of every attention (HAT: 512). Head dim = qkv_dim // heads, so heads must divide it.
     qkv_dim: int = 512
     description: str = ""
+    constraint: Optional[SpaceConstraint] = None  # what a runtime executes (None: every config of the space)
 
     def __post_init__(self):
         for g in GLOBAL_GENES + ENCODER_LAYER_GENES + DECODER_LAYER_GENES:
@@ -211,6 +272,51 @@ class SearchSpace:
         if need > min(self.encoder_layer_num):
             raise ConfigError(f"space {self.name}: arbitrary attention needs {need} encoder layers but the "
                               f"smallest encoder_layer_num is {min(self.encoder_layer_num)}")
+        if self.constraint is not None:
+            self._check_constraint(self.constraint)
+
+    def _check_constraint(self, c: SpaceConstraint) -> None:
+        for g, allowed in c.choices.items():
+            extra = [v for v in getattr(self, g) if v not in allowed]
+            if extra:
+                raise ConfigError(f"space {self.name}: {g} choices {extra} are outside constraint {c.name}'s "
+                                  f"{allowed}")
+        for group in c.tied:
+            if len({tuple(sorted(getattr(self, g))) for g in group}) > 1:
+                raise ConfigError(f"space {self.name}: tied genes {group} of constraint {c.name} have different "
+                                  f"choices")
+
+    def constrained(self, constraint: Optional[SpaceConstraint]) -> "SearchSpace":
+        """This space narrowed to what ``constraint`` allows (itself when None): choices intersected with the
+        constraint's, tied genes given their common choices; sampling, mutation and crossover then keep the rules.
+
+        Raises:
+            ConfigError: a gene would have no choice left (the runtime executes no config of this space).
+        """
+        if constraint is None:
+            return self
+        if self.constraint is not None:
+            constraint = SpaceConstraint(
+                name=f"{self.constraint.name}+{constraint.name}",
+                choices={**self.constraint.choices, **{g: [v for v in vs if v in self.constraint.choices.get(g, vs)]
+                                                       for g, vs in constraint.choices.items()}},
+                tied=self.constraint.tied + constraint.tied)
+        d = self.to_dict()
+        d.pop("constraint", None)
+        for g, allowed in constraint.choices.items():
+            d[g] = [v for v in d[g] if v in allowed]
+        for group in constraint.tied:
+            common = [v for v in d[group[0]] if all(v in d[g] for g in group)]
+            for g in group:
+                d[g] = list(common)
+        empty = [g for g in GLOBAL_GENES + PER_LAYER_GENES if not d[g]]
+        if empty:
+            raise ConfigError(f"space {self.name}: runtime constraint {constraint.name} leaves no choice for "
+                              f"{', '.join(empty)}")
+        return SearchSpace(**{**d, "constraint": constraint})
+
+    def _legal(self, cfg: SubnetConfig) -> SubnetConfig:
+        return cfg if self.constraint is None else self.constraint.apply(cfg)
 
     # ----- io -----
     @classmethod
@@ -237,18 +343,18 @@ class SearchSpace:
             raise ConfigError(f"{where}: {e}") from None
 
     def to_dict(self) -> dict:
-        return to_dict(self)
+        d = to_dict(self)
+        if d.get("constraint") is None:  # an unconstrained space reads (and fingerprints) as before constraints
+            d.pop("constraint", None)
+        return d
 
     def save_yaml(self, path: str | os.PathLike) -> None:
         dump_yaml(self.to_dict(), path)
 
     def fingerprint(self) -> str:
-        """Stable short id of the choices (not the name), to check a predictor/supernet matches this space."""
-        import hashlib
-        d = self.to_dict()
-        d.pop("name", None)
-        d.pop("description", None)
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+        """Stable short id of the choices and the constraint (not the name), to check a predictor/supernet matches
+        this space."""
+        return _digest(self.to_dict())
 
     # ----- supernet dims -----
     @property
@@ -289,6 +395,8 @@ class SearchSpace:
         for i, v in enumerate(cfg.decoder_arbitrary_ende_attn):
             if num_ende_layers(v) > cfg.encoder_layer_num:
                 out.append(f"decoder_arbitrary_ende_attn[{i}]={v} needs more than {cfg.encoder_layer_num} encoder layers")
+        if self.constraint is not None:
+            out += self.constraint.violations(cfg)
         return out
 
     def contains(self, cfg: SubnetConfig) -> bool:
@@ -363,10 +471,11 @@ class SearchSpace:
         return SubnetConfig(**d)
 
     def sample(self, rng: random.Random) -> SubnetConfig:
-        """A uniformly random SubTransformer (each gene, each layer, independently)."""
+        """A uniformly random SubTransformer (each gene, each layer, independently; a tied group of the constraint
+        is one gene)."""
         el = rng.choice(self.encoder_layer_num)
         dl = rng.choice(self.decoder_layer_num)
-        return SubnetConfig(
+        return self._legal(SubnetConfig(
             encoder_embed_dim=rng.choice(self.encoder_embed_dim),
             decoder_embed_dim=rng.choice(self.decoder_embed_dim),
             encoder_layer_num=el,
@@ -377,7 +486,7 @@ class SearchSpace:
             decoder_self_attention_heads=[rng.choice(self.decoder_self_attention_heads) for _ in range(dl)],
             decoder_ende_attention_heads=[rng.choice(self.decoder_ende_attention_heads) for _ in range(dl)],
             decoder_arbitrary_ende_attn=[rng.choice(self._ende_choices(el)) for _ in range(dl)],
-        )
+        ))
 
     def mutate(self, cfg: SubnetConfig, prob: float, rng: random.Random) -> SubnetConfig:
         """Resample each gene (each layer's gene separately) with probability ``prob`` (HAT: 0.3)."""
@@ -387,7 +496,7 @@ class SearchSpace:
                 d[g] = rng.choice(getattr(self, g))
         for g in ENCODER_LAYER_GENES + DECODER_LAYER_GENES:
             d[g] = [self._sample_gene(g, rng, d["encoder_layer_num"]) if rng.random() < prob else v for v in d[g]]
-        return self._phenotype(d)
+        return self._legal(self._phenotype(d))
 
     def crossover(self, a: SubnetConfig, b: SubnetConfig, rng: random.Random) -> SubnetConfig:
         """Uniform crossover: every gene (every layer's gene) taken from ``a`` or ``b`` with probability 1/2."""
@@ -397,7 +506,7 @@ class SearchSpace:
             d[g] = da[g] if rng.random() < 0.5 else db[g]
         for g in ENCODER_LAYER_GENES + DECODER_LAYER_GENES:
             d[g] = [x if rng.random() < 0.5 else y for x, y in zip(da[g], db[g])]
-        return self._phenotype(d)
+        return self._legal(self._phenotype(d))
 
     def widened(self, factor: float = 0.1) -> "SearchSpace":
         """A space whose dims reach ``factor`` beyond this one's (HAT profiles latency on a slightly wider space so
@@ -408,10 +517,17 @@ class SearchSpace:
             extra = [max(8, int(round(lo * (1 - factor) / 8)) * 8), int(round(hi * (1 + factor) / 8)) * 8]
             return sorted(set(vals) | set(extra))
         d = self.to_dict()
+        d.pop("constraint", None)
         d["name"] = f"{self.name}_wide"
         for g in ("encoder_embed_dim", "decoder_embed_dim", "encoder_ffn_embed_dim", "decoder_ffn_embed_dim"):
             d[g] = widen(d[g])
-        return SearchSpace(**d)
+        return SearchSpace(**d).constrained(self.constraint)
+
+
+def _digest(space_dict: dict) -> str:
+    import hashlib
+    d = {k: v for k, v in space_dict.items() if k not in ("name", "description")}
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def load_space(name_or_path: str | os.PathLike) -> SearchSpace:

@@ -152,3 +152,38 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
     seconds = time.perf_counter() - t0
     return Translations(hyps=[codec.decode_target(h.tokens) for h in best], refs=refs, best=best, sources=sources,
                         codec=codec, seconds=seconds)
+
+
+def translate_on_device(device, export_dir: str | os.PathLike, sentences: Sequence[str], beam: int = 5,
+                        batch_size: int = 16, trust_on_first_use: bool = False):
+    """Deployment smoke test: translate ``sentences`` with the ONNX export ``export_dir`` on an SSH ``device``
+    (:func:`hat.runtime.remote.translate_remote` over the device's transport).
+
+    Args:
+        device: a :class:`hat.latency.devices.DeviceConfig` with ``transport: ssh``.
+        export_dir: an ONNX export with bundled dictionaries (``hat-export --data``).
+        sentences: raw source sentences.
+        beam, batch_size: decoding settings (checked against :mod:`hat.runtime.bounds`).
+        trust_on_first_use: accept and save an unknown host key.
+
+    Returns:
+        :class:`hat.runtime.remote.DeviceTranslation`.
+
+    Raises:
+        HatError: not an ssh device, a bad export directory, connection/host-key failures, or the device could not
+            translate (its error line is in the message).
+    """
+    from hat.resources import project_root
+    from hat.runtime.bounds import check_decoding
+    from hat.runtime.onnx import load_meta
+    from hat.runtime.remote import translate_remote
+    from hat.runtime.text import load_export_codec
+
+    if device.transport != "ssh":
+        raise HatError(f"device {device.name}: not an ssh device (transport {device.transport})")
+    check_decoding(beam, batch_size)
+    meta = load_meta(export_dir)
+    load_export_codec(export_dir, meta)  # fail here, not on the device, when the dictionaries are wrong
+    return translate_remote(device.open_transport(trust_on_first_use), export_dir, sentences,
+                            project_root() / "device_profiling" / "translate.py", beam=beam, batch_size=batch_size,
+                            threads=device.threads)

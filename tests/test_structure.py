@@ -27,7 +27,8 @@ ALLOWED: set[str] = set()
 # Each top-level package (or module) of hat may import only itself and the ones listed before it. A new package
 # goes where its imports put it (``io`` is issue 13's ``hat/io.py``, ``translate`` issue 15's ``hat/translate.py``;
 # ``quickstart`` drives the whole pipeline, so it comes last before the CLIs).
-LAYERS = ["errors", "units", "io", "resources", "config", "optional", "hat_yaml", "space", "distributed", "score",
+LAYERS = ["errors", "registry", "units", "io", "resources", "config", "optional", "transport", "hat_yaml", "space",
+          "distributed", "score",
           "runtime", "nn", "generate", "data", "interop", "train", "export", "latency", "predictor", "search",
           "translate", "quickstart", "cli"]
 

@@ -156,7 +156,7 @@ def _translate_onnx(args) -> int:
 
 def _translate_on_device(args) -> int:
     from hat.latency.devices import load_device
-    from hat.latency.ssh import translate_on_device
+    from hat.translate import translate_on_device
 
     device = load_device(args.device)
     lines = _read_input(args.input)

@@ -4,8 +4,8 @@
 * :mod:`hat.latency.protocol`: ``ProfileSettings`` (HAT's timing protocol + timer, estimator, interleave,
   drift check), ``check_timer``, ``summarize``, host info;
 * :mod:`hat.latency.devices`: ``DeviceConfig`` / ``load_device`` (``configs/devices/*.yaml``);
-* :mod:`hat.latency.backends`: ``get_backend(device, settings, qkv_dim)`` -> eager / onnxruntime / tvm / debug
-  (remote devices: :mod:`hat.latency.ssh`);
+* :mod:`hat.latency.runtimes`: the runtime registry; :mod:`hat.latency.backends`: ``get_backend(device, settings, qkv_dim)``
+  (eager, onnxruntime, ctranslate2, tvm, debug; where they run: :mod:`hat.transport`);
 * :mod:`hat.latency.profiler`: ``profile(configs, backend, out=...)`` (interleaved chunks, drift and load
   warnings), ``sample_configs``;
 * :mod:`hat.latency.load`: ``LoadMonitor`` (load average, other busy processes);

@@ -1,8 +1,10 @@
-"""Device profiles: where and with which runtime latency is measured (``configs/devices/*.yaml``).
+"""Device profiles: where (transport) and with which runtime latency is measured (``configs/devices/*.yaml``).
 
-A device is either ``local`` (this machine: backends ``eager``, ``onnxruntime``, ``tvm``, ``debug``) or ``ssh`` (a
-remote board reached with paramiko; runtime ``onnxruntime`` only: the remote side runs
-``device_profiling/runner.py``, which needs just Python 3, numpy and onnxruntime). Example::
+A device is ``local`` (this machine) or ``ssh`` (a remote board reached with paramiko, :mod:`hat.transport.ssh`),
+and names a registered runtime (:mod:`hat.latency.runtimes`). What a runtime supports (transports, timers,
+quantization, accelerators) is declared by its backend class, which validates the device
+(:meth:`hat.latency.backends.base.Backend.check_device`). Over SSH the remote side runs
+``device_profiling/runner.py`` (Python 3, numpy and the runtime's package: onnxruntime or ctranslate2). Example::
 
     name: rpi4
     transport: ssh
@@ -24,36 +26,12 @@ from typing import Optional
 
 from hat.config import from_dict, load_yaml
 from hat.errors import ConfigError
+from hat.latency.runtimes import RUNTIMES, backend_class
+from hat.transport.ssh import SSHConfig
 
 TRANSPORTS = ("local", "ssh")
 ACCELERATORS = ("cpu", "cuda")
 QUANTIZE = ("none", "int8")
-
-
-@dataclass
-class SSHConfig:
-    """How to reach a remote device. Paths may use ``~``; relative paths are relative to the device YAML."""
-
-    host: str
-    user: str
-    port: int = 22
-    key_file: str = "~/.ssh/id_ed25519"  # private key (no passphrase, or loaded in an agent)
-    known_hosts: str = "~/.ssh/known_hosts"  # host keys are verified against this file (RejectPolicy)
-    remote_workdir: str = "/tmp/hat_profile"  # scratch folder on the device (a subfolder per batch, removed after)
-    remote_python: str = "python3"  # interpreter with numpy + onnxruntime on the device
-    connect_timeout_s: float = 10.0
-    run_timeout_s: float = 600.0  # max silence (no result line) from the remote runner before giving up
-    retries: int = 3  # reconnect attempts after a failure (connection refused, auth, timeout, dropped)
-    backoff_s: float = 1.0  # first retry delay; doubles per attempt
-    batch_size: int = 20  # configs per upload + remote run
-
-    def __post_init__(self):
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"ssh: port must be in 1..65535, got {self.port}")
-        if self.retries < 0 or self.backoff_s < 0 or self.batch_size < 1:
-            raise ConfigError("ssh: retries and backoff_s must be >= 0 and batch_size >= 1")
-        if self.connect_timeout_s <= 0 or self.run_timeout_s <= 0:
-            raise ConfigError("ssh: timeouts must be positive")
 
 
 def check_text_field(value: str, what: str) -> str:
@@ -76,13 +54,14 @@ class DeviceConfig:
 
     name: str
     transport: str = "local"  # local | ssh
-    runtime: str = "onnxruntime"  # a name in hat.latency.backends.RUNTIMES (eager, onnxruntime, tvm, debug)
+    runtime: str = "onnxruntime"  # a registered runtime (hat.latency.runtimes: eager, onnxruntime, ctranslate2, ...)
     threads: int = 1  # intra-op threads pinned during measurement
-    timer: Optional[str] = None  # wall | thread_cpu; None: the profile settings' timer (see hat.latency.protocol)
+    # wall | thread_cpu | process_cpu; None: the profile settings' timer (see hat.latency.protocol)
+    timer: Optional[str] = None
     # trimmed_mean | median | min: the statistic in the latency columns; None: the profile settings' estimator
     estimator: Optional[str] = None
     accelerator: str = "cpu"  # cpu | cuda (cuda: eager runtime, local only)
-    # none | int8: int8 measures ONNX exports with dynamically quantized MatMul weights (hat-export --quantize int8)
+    # none | int8: int8 weights (ONNX Runtime: dynamically quantized MatMul weights; CTranslate2: compute_type int8)
     quantize: str = "none"
     description: str = ""
     ssh: Optional[SSHConfig] = None  # required when transport is ssh
@@ -98,7 +77,6 @@ class DeviceConfig:
             raise ConfigError(f"{where}: {bad}")
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"{where}: transport must be one of {', '.join(TRANSPORTS)}, got '{self.transport}'")
-        from hat.latency.backends import RUNTIMES  # the runtime registry (imported here: backends import devices)
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"{where}: runtime must be one of {', '.join(RUNTIMES)}, got '{self.runtime}'")
         if self.accelerator not in ACCELERATORS:
@@ -106,25 +84,28 @@ class DeviceConfig:
                               f"got '{self.accelerator}'")
         if self.quantize not in QUANTIZE:
             raise ConfigError(f"{where}: quantize must be one of {', '.join(QUANTIZE)}, got '{self.quantize}'")
-        if self.quantize != "none" and self.runtime != "onnxruntime":
-            raise ConfigError(f"{where}: quantize {self.quantize} needs runtime onnxruntime, got '{self.runtime}'")
         if self.threads < 1:
             raise ConfigError(f"{where}: threads must be >= 1, got {self.threads}")
-        if self.transport == "ssh":
-            if self.ssh is None:
-                raise ConfigError(f"{where}: transport ssh needs an 'ssh:' section (host, user, ...)")
-            if self.runtime != "onnxruntime":
-                raise ConfigError(f"{where}: remote (ssh) devices run the onnxruntime runtime only, got "
-                                  f"'{self.runtime}'")
-        if self.accelerator == "cuda" and (self.runtime != "eager" or self.transport != "local"):
-            raise ConfigError(f"{where}: accelerator cuda needs transport local and runtime eager")
-        if self.timer is not None:
-            from hat.latency.protocol import check_timer
-            check_timer(self.timer, self.threads, self.accelerator, self.runtime, where)
+        if self.transport == "ssh" and self.ssh is None:
+            raise ConfigError(f"{where}: transport ssh needs an 'ssh:' section (host, user, ...)")
         if self.estimator is not None:
             from hat.latency.protocol import ESTIMATORS
             if self.estimator not in ESTIMATORS:
                 raise ConfigError(f"{where}: estimator must be one of {', '.join(ESTIMATORS)}, got '{self.estimator}'")
+        # what the runtime supports: its backend class says (transport, accelerator, quantize, timer)
+        backend_class(self.runtime, where).check_device(self, where)
+
+    def open_transport(self, trust_on_first_use: bool = False):
+        """A :class:`~hat.transport.Transport` to this device: a subprocess here (local) or an SSH connection.
+
+        Args:
+            trust_on_first_use: ssh: accept and save an unknown host key.
+        """
+        if self.transport == "ssh":
+            from hat.transport.ssh import SSHTransport
+            return SSHTransport(self.ssh, self.name, self.base_dir, trust_on_first_use)
+        from hat.transport import LocalTransport
+        return LocalTransport()
 
     def path(self, p: str) -> str:
         """Expand ``~`` and resolve ``p`` relative to the device YAML's folder."""

@@ -16,9 +16,12 @@ One measurement of a SubTransformer (HAT, Wang et al. 2020, Sec. 4 / their ``lat
 
 Our additions for machines that are not idle (all recorded in the CSV's provenance columns):
 
-* ``timer``: ``wall`` (HAT's ``perf_counter``) or ``thread_cpu`` (``time.thread_time_ns``: CPU time of the calling
-  thread, so time spent descheduled by other jobs is not counted). ``thread_cpu`` is only valid where the runtime
-  computes on the calling thread: 1 intra-op thread and no inter-op pool, CPU only. Checked empirically for ONNX
+* ``timer``: ``wall`` (HAT's ``perf_counter``), ``thread_cpu`` (``time.thread_time_ns``: CPU time of the calling
+  thread, so time spent descheduled by other jobs is not counted) or ``process_cpu`` (``time.process_time_ns``: CPU
+  time of every thread of the measuring process; for runtimes that compute on a thread pool of their own, such as
+  CTranslate2, measured by a runner process that does nothing else). ``thread_cpu`` is only valid where the runtime
+  computes on the calling thread: 1 intra-op thread and no inter-op pool, CPU only; ``process_cpu`` where the runtime
+  declares it (1 intra-op thread, CPU). Each backend class lists its timers (``Backend.timers``). Checked empirically for ONNX
   Runtime (``intra_op_num_threads=1``, ``inter_op_num_threads=1``, sequential mode: its extra threads stay idle; thread
   CPU = process CPU = wall time on an idle core) and PyTorch eager (``set_num_threads(1)``); with 2 intra-op threads
   the thread clock misses half the work. :func:`check_timer` refuses the other cases, and every ``thread_cpu``
@@ -45,7 +48,7 @@ from dataclasses import dataclass
 
 from hat.errors import ConfigError
 
-TIMERS = ("wall", "thread_cpu")
+TIMERS = ("wall", "thread_cpu", "process_cpu")
 ESTIMATORS = ("trimmed_mean", "median", "min")
 # Largest share of the calling thread's CPU time that other threads of the process may use in a thread_cpu
 # measurement before it is refused (the runtime computed elsewhere, so the thread clock missed work).
@@ -152,25 +155,14 @@ def summarize(samples_ms: list[float], estimator: str = "trimmed_mean", trim: fl
 
 def check_timer(timer: str, threads: int, accelerator: str = "cpu", runtime: str = "onnxruntime",
                 where: str = "") -> None:
-    """Refuse ``timer: thread_cpu`` where the thread clock would miss work (see the module docstring).
+    """Refuse a timer ``runtime`` cannot use (see the module docstring); its backend class decides
+    (:meth:`hat.latency.backends.base.Backend.check_timer`).
 
     Raises:
         ConfigError: one line naming the reason.
     """
-    if timer not in TIMERS:
-        raise ConfigError(f"{where or 'profile settings'}: timer must be one of {', '.join(TIMERS)}, got '{timer}'")
-    if timer != "thread_cpu":
-        return
-    why = ""
-    if accelerator != "cpu":
-        why = f"accelerator {accelerator} computes off the calling thread"
-    elif threads != 1:
-        why = f"{threads} intra-op threads compute on worker threads (thread_cpu needs threads: 1)"
-    elif runtime not in ("onnxruntime", "eager", "debug"):
-        why = f"runtime {runtime} is not verified to compute on the calling thread"
-    if why:
-        raise ConfigError(f"{where or 'profile settings'}: timer thread_cpu is invalid here: {why}; "
-                          f"use timer: wall")
+    from hat.latency.runtimes import backend_class
+    backend_class(runtime, where or "profile settings").check_timer(timer, threads, accelerator, where)
 
 
 def cpu_model() -> str:

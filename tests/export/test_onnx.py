@@ -136,15 +136,3 @@ def test_ctranslate2_conversion_gives_our_hypotheses(fairseq_fixture, tmp_path):
     toks = [[w if w in vocab.indices else "<unk>" for w in s.split()] for s in lines]
     theirs = tr.translate_batch(toks, beam_size=4, max_batch_size=4, max_decoding_length=200)
     assert [[vocab.symbols[i] for i in h.tokens[:-1]] for h in ours] == [r.hypotheses[0] for r in theirs]
-
-
-def test_ctranslate2_refuses_hat_only_features(tiny_space):
-    from hat.export.ctranslate2 import ctranslate2_blockers
-    sub = tiny_space.smallest()
-    why = " ".join(ctranslate2_blockers(sub, 128))
-    assert "qkv_dim" in why  # smallest embed 96 != qkv_dim 128
-    import dataclasses
-    mixed = dataclasses.replace(tiny_space.largest(), encoder_ffn_embed_dim=[512, 256, 128],
-                                encoder_self_attention_heads=[4, 2, 4], decoder_arbitrary_ende_attn=[1] * 3)
-    why = " ".join(ctranslate2_blockers(mixed, 128))
-    assert "FFN dims" in why and "head counts" in why and "arbitrary" in why

@@ -6,7 +6,7 @@ import pytest
 
 from hat.errors import HatError
 from hat.latency.devices import load_device
-from hat.latency.ssh import translate_on_device
+from hat.translate import translate_on_device
 
 
 @pytest.fixture(scope="module")

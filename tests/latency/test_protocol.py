@@ -54,7 +54,7 @@ def test_shipped_devices_load(name):
     ("name: x\nruntime: onnxruntime\nbogus: 1\n", "unknown key"),
     ("name: x\nruntime: caffe\n", "runtime must be one of"),
     ("name: x\ntransport: ssh\n", "needs an 'ssh:' section"),
-    ("name: x\ntransport: ssh\nruntime: eager\nssh: {host: h, user: u}\n", "onnxruntime runtime only"),
+    ("name: x\ntransport: ssh\nruntime: eager\nssh: {host: h, user: u}\n", "runtime eager supports transport local"),
     ("name: x\nssh: {host: h, user: u, port: 70000}\n", "port"),
     ("name: [x\n", "malformed YAML"),
 ])

@@ -98,8 +98,8 @@ def test_connection_refused_names_device(tiny_space, tmp_path):
         f"key_file: {key}, known_hosts: {kh}, retries: 2, backoff_s: 0.01, connect_timeout_s: 2}}\n")
     dev = load_device(tmp_path / "dev.yaml")
     sleeps = []
-    from hat.latency.ssh import RemoteOnnxRuntimeBackend
-    backend = RemoteOnnxRuntimeBackend(SETTINGS, dev, tiny_space.qkv_dim, sleep=sleeps.append)
+    from hat.latency.backends.onnxruntime import OnnxRuntimeBackend
+    backend = OnnxRuntimeBackend(SETTINGS, dev, tiny_space.qkv_dim, sleep=sleeps.append)
     with pytest.raises(HatError, match=r"device ghost .*gave up after 2 retries"):
         profile([tiny_space.smallest()], backend)
     assert sleeps == [0.01, 0.02]

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional
 
-from hat.errors import HatError
+from hat.errors import ConfigError, HatError
 from hat.latency.devices import DeviceConfig
-from hat.latency.protocol import THREAD_CPU_MAX_OTHER, ProfileSettings, summarize
-from hat.space import SubnetConfig
+from hat.latency.protocol import THREAD_CPU_MAX_OTHER, TIMERS, ProfileSettings, summarize
+from hat.space import SpaceConstraint, SubnetConfig
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Measurement:
     host: str  # hostname; CPU model; cores; python and runtime versions
     threads: int
     runtime_version: str = ""
-    timer: str = "wall"  # wall | thread_cpu
+    timer: str = "wall"  # wall | thread_cpu | process_cpu
 
     def stats(self, trim: float = 0.1, estimator: str = "trimmed_mean") -> tuple[float, float, float, float]:
         """``(encoder, decoder, encoder_std, decoder_std)`` in ms (HAT's record order): the ``estimator`` of the
@@ -36,9 +36,13 @@ class Measurement:
         return em, dm, es, ds
 
 
+CLOCKS = {"wall": time.perf_counter_ns, "thread_cpu": time.thread_time_ns, "process_cpu": time.process_time_ns}
+
+
 def clock_ns(timer: str) -> Callable[[], int]:
-    """The clock of ``timer``: ``time.perf_counter_ns`` (wall) or ``time.thread_time_ns`` (thread_cpu)."""
-    return time.thread_time_ns if timer == "thread_cpu" else time.perf_counter_ns
+    """The clock of ``timer``: ``time.perf_counter_ns`` (wall), ``time.thread_time_ns`` (thread_cpu) or
+    ``time.process_time_ns`` (process_cpu)."""
+    return CLOCKS[timer]
 
 
 class ThreadCpuGuard:
@@ -93,11 +97,69 @@ class Backend:
     """
 
     name = ""
+    # What the runtime supports (nn-Meter style: the class declares it; devices, the profiler and the search ask it).
+    # timers: wall always; thread_cpu where it computes on the calling thread; process_cpu where it computes in a
+    # process of its own (both with 1 intra-op thread on a CPU; see hat.latency.protocol).
+    timers: tuple[str, ...] = ("wall",)
+    quantize: tuple[str, ...] = ("none",)  # weight types it measures (device field quantize)
+    accelerators: tuple[str, ...] = ("cpu",)
+    transports: tuple[str, ...] = ("local",)  # local: this machine; ssh: a remote device (hat.transport)
+    executes: Optional[SpaceConstraint] = None  # the SubTransformers it can run (None: every one)
 
-    def __init__(self, settings: ProfileSettings, device: Optional[DeviceConfig] = None, qkv_dim: int = 512):
+    def __init__(self, settings: ProfileSettings, device: Optional[DeviceConfig] = None, qkv_dim: int = 512,
+                 trust_on_first_use: bool = False):
         self.settings = settings
         self.device = device or DeviceConfig(name="cpu", runtime=self.name or "debug", threads=settings.threads)
         self.qkv_dim = int(qkv_dim)
+        self.trust_on_first_use = trust_on_first_use
+
+    @classmethod
+    def check_timer(cls, timer: str, threads: int, accelerator: str = "cpu", where: str = "") -> None:
+        """Refuse a timer this runtime cannot use (a CPU clock that would miss work).
+
+        Raises:
+            ConfigError: one line naming the reason.
+        """
+        where = where or "profile settings"
+        if timer not in TIMERS:
+            raise ConfigError(f"{where}: timer must be one of {', '.join(TIMERS)}, got '{timer}'")
+        if timer == "wall":
+            return
+        why = ""
+        if accelerator != "cpu":
+            why = f"accelerator {accelerator} computes off the calling thread"
+        elif threads != 1:
+            why = f"{threads} intra-op threads compute on worker threads ({timer} needs threads: 1)"
+        elif timer not in cls.timers:
+            why = (f"runtime {cls.name} is not verified to compute "
+                   f"{'on the calling thread' if timer == 'thread_cpu' else 'in a process of its own'}")
+        if why:
+            usable = [t for t in cls.timers if t != timer]
+            raise ConfigError(f"{where}: timer {timer} is invalid here: {why}; use timer: "
+                              f"{' or '.join(usable) if threads == 1 and accelerator == 'cpu' else 'wall'}")
+
+    @classmethod
+    def check_device(cls, device: DeviceConfig, where: str = "") -> None:
+        """Refuse a device asking for what this runtime does not support (transport, accelerator, quantization,
+        timer).
+
+        Raises:
+            ConfigError: one line naming the field and what the runtime supports.
+        """
+        where = where or f"device {device.name!r}"
+        for field, supported in (("transport", cls.transports), ("accelerator", cls.accelerators),
+                                 ("quantize", cls.quantize)):
+            value = getattr(device, field)
+            if value not in supported:
+                raise ConfigError(f"{where}: runtime {cls.name} supports {field} {', '.join(supported)}, "
+                                  f"not '{value}'")
+        if device.timer is not None:
+            cls.check_timer(device.timer, device.threads, device.accelerator, where)
+
+    @classmethod
+    def blockers(cls, subnet: SubnetConfig) -> list[str]:
+        """Why this runtime cannot run ``subnet``, one reason per gene (empty: it can)."""
+        return cls.executes.violations(subnet) if cls.executes is not None else []
 
     @property
     def threads(self) -> int:

@@ -37,9 +37,11 @@ class DebugBackend(Backend):
     """
 
     name = "debug"
+    timers = ("wall", "thread_cpu")
 
-    def __init__(self, settings, device=None, qkv_dim: int = 512, drift: float = 0.0, sleep_ms: float = 0.0):
-        super().__init__(settings, device, qkv_dim)
+    def __init__(self, settings, device=None, qkv_dim: int = 512, trust_on_first_use: bool = False,
+                 drift: float = 0.0, sleep_ms: float = 0.0):
+        super().__init__(settings, device, qkv_dim, trust_on_first_use)
         self.drift, self.sleep_ms = float(drift), float(sleep_ms)
         self.configs_measured = 0
 

@@ -95,6 +95,8 @@ class EagerBackend(Backend):
     pinned while a chunk is measured."""
 
     name = "eager"
+    timers = ("wall", "thread_cpu")
+    accelerators = ("cpu", "cuda")
 
     def _cuda(self) -> bool:
         import torch
