@@ -138,6 +138,66 @@ def atomic_path(path: PathLike, mkdir: bool = True, keep_suffix: bool = False) -
     _fsync_dir(p.parent)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system cannot."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+@contextlib.contextmanager
+def atomic_dir(path: PathLike) -> Iterator[Path]:
+    """Yield a fresh temp folder next to ``path``; on success it takes ``path``'s place as a whole.
+
+    An existing ``path`` is exchanged with the new folder in one step where the system allows it (Linux
+    ``renameat2``), else moved aside first (a kill between the two renames leaves no ``path``, never a mix), and
+    then removed. On any exception the temp folder is removed and ``path`` is untouched. So a reader never sees a
+    folder holding files of two writes (e.g. a new encoder beside an old decoder).
+
+    Raises:
+        HatError: ``path`` exists and is not a folder, or is a symbolic link.
+    """
+    p = Path(path)
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        raise HatError(f"{p}: exists and is not a folder (or is a symbolic link); refusing to replace it")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(p)
+    tmp = temp_name(p)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_path(tmp)
+        if not p.exists():
+            os.rename(tmp, p)
+        elif _exchange(tmp, p):
+            _remove(tmp)  # tmp now holds the old folder
+        else:
+            old = temp_name(p)
+            os.rename(p, old)
+            os.rename(tmp, p)
+            _remove(old)
+    except BaseException:
+        _remove(tmp)
+        raise
+    _fsync_dir(p.parent)
+
+
+def file_digest(path: PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read in blocks."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def atomic_write(path: PathLike, data: Union[str, bytes], encoding: str = "utf-8") -> None:
     """Write ``data`` (text as UTF-8 with ``\\n`` line ends, or bytes) to ``path`` atomically (see :func:`atomic_path`).
 

@@ -384,56 +384,84 @@ class Repro:
         out = [Job("prepare", (), lambda: self.pl.stage("prepare", self.prepare)),
                Job("supernet_hat_random", ("prepare",), lambda: self.supernet("hat_random", ref)),
                Job("supernet_hat_random_x2", ("supernet_hat_random",), lambda: self.longer("hat_random", 2, 2 * ref))]
+        super_ckpt = str(self.w / "supernet_hat_random_x2" / "checkpoint_last.pt")
+        out += [Job("profile_ct2", ("prepare",), lambda: self.profile("cpu_ct2", "_ct2", self.a.ct2_profile_samples)),
+                Job("predictor_ct2", ("profile_ct2",), lambda: self.fit("cpu_ct2", "_ct2")),
+                Job("search_ct2", ("supernet_hat_random_x2", "predictor_ct2"),
+                    lambda: self.search(super_ckpt, "cpu_ct2", "_ct2"))]
         for name, rec in self.recorded().items():
             yml = self.subnet_yaml(name, SubnetConfig.from_dict(rec["subnet"]))
             out.append(Job(f"scratch_{name}_seed0", ("prepare",), lambda n=name, y=yml: self.scratch(n, y, 0)))
+        found = self.pl.result("search_ct2")
+        for seed in self.a.seeds:
+            for b, path in (found or {}).get("subnets", {}).items():
+                name = f"HAT-CT2@{float(b):g}ms"
+                out.append(Job(f"scratch_{name}_seed{seed}", ("search_ct2",),
+                               lambda n=name, y=Path(path), s=seed: self.scratch(n, y, s)))
         return out
 
-    def search(self, supernet_ckpt: str) -> dict:
-        from hat.config import dump_yaml
+    def vocab(self) -> int:
         from hat.data import Dictionary
-        from hat.search import load_settings
-        from dataclasses import asdict
-        vocab = len(Dictionary.load(self.data / "dict.en.txt"))
-        csv = self.w / "latency_cpu.csv"
+        return len(Dictionary.load(self.data / "dict.en.txt"))
 
-        def profile():
+    def profile(self, device_name: str = "cpu", tag: str = "", samples: int | None = None) -> dict:
+        """The latency dataset on ``device_name`` (stage ``profile<tag>``, ``latency_<device>.csv``), the other
+        train processes paused meanwhile; only configs the device's runtime executes are sampled."""
+        csv = self.w / f"latency_{device_name}.csv"
+
+        def run():
             from hat.latency.devices import load_device
             from hat.latency.profiler import profile_dataset
             from hat.latency.protocol import ProfileSettings
-            device = load_device("cpu")
+            device = load_device(device_name)
             device.threads = 1
-            settings = ProfileSettings(vocab_size=vocab, repeats=self.a.profile_repeats, threads=device.threads)
+            settings = ProfileSettings(vocab_size=self.vocab(), repeats=self.a.profile_repeats, threads=1)
             with self.others_paused() as paused:
                 before = os.getloadavg()
                 configs, records = profile_dataset(
-                    self.space, device, settings, self.a.profile_samples, str(csv), widen=True, resume=True,
-                    on_warning=lambda m: print(f"profile: warning: {m}", file=sys.stderr, flush=True))
+                    self.space, device, settings, samples or self.a.profile_samples, str(csv), widen=True,
+                    resume=True, on_warning=lambda m: print(f"profile: warning: {m}", file=sys.stderr, flush=True))
                 after = os.getloadavg()
             print(f"measured {len(records)} SubTransformers ({len(configs) - len(records)} already there) -> {csv}; "
                   f"train processes {paused} paused meanwhile")
-            return {"csv": str(csv), "paused_train_pids": paused, "loadavg_before": before, "loadavg_after": after}
-        self.pl.stage("profile", profile)
-        pred = self.w / "predictor_cpu.pt"
+            return {"csv": str(csv), "device": device_name, "paused_train_pids": paused, "loadavg_before": before,
+                    "loadavg_after": after}
+        return self.pl.stage(f"profile{tag}", run)
 
-        def fit():
+    def fit(self, device_name: str = "cpu", tag: str = "") -> dict:
+        """The latency predictor of ``profile<tag>``'s dataset (stage ``predictor<tag>``), 5-fold CV metrics kept."""
+        csv, pred = self.w / f"latency_{device_name}.csv", self.w / f"predictor_{device_name}.pt"
+
+        def run():
             import torch
             from hat.predictor import DEFAULT_MODEL, fit_predictor
             from hat.predictor.evaluate import read_latency_csvs
             torch.set_num_threads(1)  # the predictor is tiny (as hat-predictor fit)
-            p = fit_predictor(read_latency_csvs([str(csv)]), "cpu", self.space, DEFAULT_MODEL, seed=0,
+            p = fit_predictor(read_latency_csvs([str(csv)]), device_name, self.space, DEFAULT_MODEL, seed=0,
                               sources=[str(csv)], cv_folds=5)
             p.save(str(pred))
-            return {"predictor": str(pred)}
-        self.pl.stage("predictor", fit)
+            return {"predictor": str(pred), "cv": p.heldout_metrics}
+        return self.pl.stage(f"predictor{tag}", run)
 
-        def budgets():
+    def budgets(self, device_name: str = "cpu", tag: str = "") -> list[float]:
+        """The 25th/50th/75th percentiles of the latency dataset (stage ``budgets<tag>``)."""
+        def run():
             from hat.latency.records import read_latency_csv
-            lat = sorted(r.latency_ms for r in read_latency_csv(csv))
+            lat = sorted(r.latency_ms for r in read_latency_csv(self.w / f"latency_{device_name}.csv"))
             return {"budgets_ms": [round(lat[int(round(f * (len(lat) - 1)))], 2) for f in (0.25, 0.5, 0.75)]}
-        b = self.pl.stage("budgets", budgets)["budgets_ms"]
-        sdir = self.w / "search"
+        return self.pl.stage(f"budgets{tag}", run)["budgets_ms"]
+
+    def search(self, supernet_ckpt: str, device_name: str = "cpu", tag: str = "") -> dict:
+        """Profile, fit, budgets (each once) and the search on ``device_name`` (stage ``search<tag>``, folder
+        ``search<tag>``), with the recorded search settings."""
+        from dataclasses import asdict
+        from hat.config import dump_yaml
+        from hat.search import load_settings
         from hat.search.run import SearchJob, run_search
+        self.profile(device_name, tag)
+        pred = Path(self.fit(device_name, tag)["predictor"])
+        b = self.budgets(device_name, tag)
+        sdir = self.w / f"search{tag}"
 
         def run():
             settings = load_settings("fast")
@@ -443,17 +471,17 @@ class Repro:
                 setattr(settings, k, v)
             if self.a.search_valid_subset is not None:
                 settings.valid_subset = self.a.search_valid_subset
-            yml = self.w / "search_settings.yaml"
+            yml = self.w / f"search_settings{tag}.yaml"
             dump_yaml(asdict(settings), yml)
             settings = load_settings(str(yml))  # validated, as the file records it
             done = run_search(SearchJob(
-                supernet=supernet_ckpt, device="cpu", settings=settings, budgets_ms=sorted(float(x) for x in b),
-                predictor=str(pred), data=str(self.data), out=str(sdir), seed=1, progress=False,
-                resume=(sdir / "search_log.jsonl").is_file()))
+                supernet=supernet_ckpt, device=device_name, settings=settings,
+                budgets_ms=sorted(float(x) for x in b), predictor=str(pred), data=str(self.data), out=str(sdir),
+                seed=1, progress=False, resume=(sdir / "search_log.jsonl").is_file()))
             print("\n".join(done.summary_lines()), flush=True)
-            return {"supernet": supernet_ckpt, "budgets_ms": b,
+            return {"supernet": supernet_ckpt, "device": device_name, "budgets_ms": b,
                     "subnets": {str(x): str(qs.subnet_file(sdir, x)) for x in b}}
-        return self.pl.stage("search", run)
+        return self.pl.stage(f"search{tag}", run)
 
     def models(self) -> dict[str, tuple[str, float | None, Path]]:
         """``{name: (kind, budget_ms, subnet yaml)}`` of the reproduction (searched ones once the search is done)."""
@@ -1084,6 +1112,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "then on BLEU)")
     p.add_argument("--profile-samples", type=int, default=150)
     p.add_argument("--profile-repeats", type=int, default=10)
+    p.add_argument("--ct2-profile-samples", type=int, default=400,
+                   help="--stage ct2: SubTransformers in the CTranslate2 latency dataset")
     p.add_argument("--search-population", type=int, default=40)
     p.add_argument("--search-iterations", type=int, default=20)
     # default: configs/search/fast.yaml's measured choice, 500 (docs/benchmarks.md, Search efficiency: 300 ranked

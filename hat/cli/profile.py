@@ -52,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--estimator", choices=ESTIMATORS, default=None,
                    help="statistic of the timed runs written to the latency columns (default: the device YAML's "
                         f"estimator, else {defaults['estimator']})")
-    g.add_argument("--interleave", type=int, default=defaults["interleave"],
-                   help=f"configs measured together in rounds (default {defaults['interleave']})")
+    g.add_argument("--interleave", type=int, default=None,
+                   help=f"configs measured together in rounds (default: the device YAML's interleave, else "
+                        f"{defaults['interleave']})")
     g.add_argument("--drift-every", type=int, default=defaults["drift_every"],
                    help=f"re-measure a reference config every N configs and warn if it moved > 5%% (0: off; "
                    f"default {defaults['drift_every']})")
@@ -83,10 +84,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         device.timer = args.timer
     if args.estimator is not None:
         device.estimator = args.estimator
+    if args.interleave is not None:
+        device.interleave = args.interleave
     settings = ProfileSettings(src_len=args.src_len, tgt_len=args.tgt_len, beam=args.beam,
                                vocab_size=args.vocab_size, warmup=args.warmup, repeats=args.repeats,
                                threads=device.threads, estimator=device.estimator or _settings_defaults()["estimator"],
-                               interleave=args.interleave,
+                               interleave=device.interleave or _settings_defaults()["interleave"],
                                drift_every=args.drift_every)
     if args.config is not None:
         from hat.config import load_yaml

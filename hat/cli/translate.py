@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--checkpoint", help="hat or fairseq checkpoint")
     model.add_argument("--onnx", metavar="EXPORT_DIR", help="ONNX export directory (hat-export --format onnx "
                        "--data ...): torch-free, raw text only (--input)")
+    model.add_argument("--ctranslate2", metavar="EXPORT_DIR", help="CTranslate2 export directory (hat-export "
+                       "--format ctranslate2 --data ...): torch-free, raw text only (--input)")
     p.add_argument("--subnet", help="subnet YAML (required for a SuperTransformer checkpoint)")
     p.add_argument("--data", help="binarized data dir (dict.*.txt, split .bin/.idx); required with --checkpoint")
     p.add_argument("--subset", default="test", help="split to translate (valid, test, ...)")
@@ -78,14 +80,14 @@ def _write_lines(path: Optional[str], lines: Sequence[str]) -> None:
 @cli_main("hat-translate")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.beam < 1 or args.batch_size < 1:
-        raise HatError("--beam and --batch-size must be >= 1")
+    from hat.runtime.bounds import check_decoding
+    check_decoding(args.beam, args.batch_size, args.max_len_a, args.max_len_b, args.min_len)
     if args.reference_output and args.input is not None:
         raise HatError("--reference-output needs a binarized split with targets (not --input)")
     if args.device and not args.onnx:
         raise HatError("--device translates with an export: pass --onnx EXPORT_DIR")
-    if args.onnx:
-        return _translate_onnx(args)
+    if args.onnx or args.ctranslate2:
+        return _translate_export(args)
     if not args.data:
         raise HatError("--checkpoint needs --data (the binarized data directory with its dictionaries)")
     from hat.score import sacrebleu_corpus, tokenized_bleu
@@ -125,22 +127,29 @@ def _read_input(path: str) -> list[str]:
         return [line.rstrip("\n") for line in stream]
 
 
-def _translate_onnx(args) -> int:
-    """``--onnx``: raw text through the torch-free runtime (nothing here may import torch)."""
+def _translate_export(args) -> int:
+    """``--onnx`` / ``--ctranslate2``: raw text through the torch-free runtime (nothing here may import torch)."""
+    flag = "--onnx" if args.onnx else "--ctranslate2"
     given = [f"--{k.replace('_', '-')}" for k in CHECKPOINT_ONLY if getattr(args, k)]
     if given:
-        raise HatError(f"{', '.join(given)} apply to --checkpoint, not --onnx (the export bundles its dictionaries "
+        raise HatError(f"{', '.join(given)} apply to --checkpoint, not {flag} (the export bundles its dictionaries "
                        f"and spm.model)")
     if args.input is None:
-        raise HatError("--onnx translates raw text: pass --input FILE (or - for stdin)")
+        raise HatError(f"{flag} translates raw text: pass --input FILE (or - for stdin)")
     if args.device:
         return _translate_on_device(args)
-    from hat.runtime import OnnxTranslator
-
-    tr = OnnxTranslator(args.onnx, beam_size=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
-                        min_len=args.min_len, lenpen=args.lenpen, unk_penalty=args.unk_penalty,
-                        threads=args.threads, src_lang=args.source_lang, tgt_lang=args.target_lang)
-    tr.codec  # check the bundled dictionaries before reading any input
+    if args.onnx:
+        from hat.runtime import OnnxTranslator
+        tr = OnnxTranslator(args.onnx, beam_size=args.beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
+                            min_len=args.min_len, lenpen=args.lenpen, unk_penalty=args.unk_penalty,
+                            threads=args.threads, src_lang=args.source_lang, tgt_lang=args.target_lang)
+        tr.codec  # check the bundled dictionaries before reading any input
+    else:
+        from hat.runtime.ctranslate2 import CTranslate2Translator
+        tr = CTranslate2Translator(args.ctranslate2, beam_size=args.beam, max_len_a=args.max_len_a,
+                                   max_len_b=args.max_len_b, min_len=args.min_len, lenpen=args.lenpen,
+                                   threads=args.threads or 1, src_lang=args.source_lang,
+                                   tgt_lang=args.target_lang)
     lines = _read_input(args.input)
     if args.max_sentences > 0:
         lines = lines[:args.max_sentences]
@@ -150,7 +159,7 @@ def _translate_onnx(args) -> int:
     _write_lines(args.output, hyps)
     if not args.quiet:
         print(f"hat-translate: {len(hyps)} sentences in {elapsed:.1f}s ({len(hyps) / max(elapsed, 1e-9):.1f} "
-              f"sentences/s), beam={args.beam}, onnxruntime", file=sys.stderr)
+              f"sentences/s), beam={args.beam}, {'onnxruntime' if args.onnx else 'ctranslate2'}", file=sys.stderr)
     return 0
 
 

@@ -135,7 +135,7 @@ class TvmTranslator(OnnxTranslator):
 
     FORMAT = FORMAT
 
-    def _load(self, d: Path, threads: int, providers) -> None:
+    def load_sessions(self, d: Path, threads: int, providers) -> None:
         if threads:
             os.environ.setdefault("TVM_NUM_THREADS", str(threads))
         tvm = import_tvm("TVM translation")
@@ -147,7 +147,7 @@ class TvmTranslator(OnnxTranslator):
         dev = tvm.cpu()
         self.encoder = relax.VirtualMachine(tvm.runtime.load_module(str(d / self.meta["encoder"]["file"])), dev)
         self.decoder = relax.VirtualMachine(tvm.runtime.load_module(str(d / self.meta["decoder_step"]["file"])), dev)
-        self._dec_inputs = self.meta["decoder_step"]["inputs"]
+        self.step_inputs = self.meta["decoder_step"]["inputs"]
 
     def _call(self, vm, args) -> list:
         import numpy as np
@@ -155,13 +155,13 @@ class TvmTranslator(OnnxTranslator):
         outs = vm["main"](*[self._tvm.runtime.tensor(np.require(a, requirements="C")) for a in args])
         return [o.numpy() for o in outs]
 
-    def _run_encoder(self, feeds):
+    def run_encoder(self, feeds):
         import numpy as np
         src = feeds["src_tokens"]
         if src.shape[1] < 2:  # the graph was exported for src_len >= 2; an extra left pad changes nothing
             src = np.concatenate([np.full((src.shape[0], 1), self.pad, np.int64), src], axis=1)
-            return dict(zip(self._enc_out, self._call(self.encoder, [src])))
-        return dict(zip(self._enc_out, self._call(self.encoder, [feeds["src_tokens"]])))
+            return dict(zip(self.encoder_outputs, self._call(self.encoder, [src])))
+        return dict(zip(self.encoder_outputs, self._call(self.encoder, [feeds["src_tokens"]])))
 
-    def _run_step(self, feeds):
-        return dict(zip(self._dec_out, self._call(self.decoder, [feeds[k] for k in self._dec_inputs])))
+    def run_step(self, feeds):
+        return dict(zip(self.step_outputs, self._call(self.decoder, [feeds[k] for k in self.step_inputs])))

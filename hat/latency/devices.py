@@ -60,6 +60,8 @@ class DeviceConfig:
     timer: Optional[str] = None
     # trimmed_mean | median | min: the statistic in the latency columns; None: the profile settings' estimator
     estimator: Optional[str] = None
+    # configs measured together in interleaved rounds; None: the profile settings' (hat-profile --interleave)
+    interleave: Optional[int] = None
     accelerator: str = "cpu"  # cpu | cuda (cuda: eager runtime, local only)
     # none | int8: int8 weights (ONNX Runtime: dynamically quantized MatMul weights; CTranslate2: compute_type int8)
     quantize: str = "none"
@@ -86,6 +88,8 @@ class DeviceConfig:
             raise ConfigError(f"{where}: quantize must be one of {', '.join(QUANTIZE)}, got '{self.quantize}'")
         if self.threads < 1:
             raise ConfigError(f"{where}: threads must be >= 1, got {self.threads}")
+        if self.interleave is not None and not 1 <= self.interleave <= 1000:
+            raise ConfigError(f"{where}: interleave must be in 1..1000, got {self.interleave}")
         if self.transport == "ssh" and self.ssh is None:
             raise ConfigError(f"{where}: transport ssh needs an 'ssh:' section (host, user, ...)")
         if self.estimator is not None:

@@ -206,7 +206,8 @@ def profile_dataset(space: SearchSpace, device, settings, samples: int, out: str
     """HAT's latency dataset: sample ``samples`` SubTransformers of ``space`` and measure them into ``out``.
 
     Args:
-        space: where to sample (``widen``: its slightly widened version, as HAT does).
+        space: where to sample (``widen``: its slightly widened version, as HAT does), narrowed to what the device's
+            runtime executes (:func:`hat.latency.runtimes.executable_space`).
         device: a :class:`hat.latency.devices.DeviceConfig` (its ``threads`` already set).
         settings: the measurement protocol (:class:`hat.latency.protocol.ProfileSettings`).
         samples: how many distinct SubTransformers (fewer when the space has fewer).
@@ -230,7 +231,9 @@ def profile_dataset(space: SearchSpace, device, settings, samples: int, out: str
     if not 1 <= samples <= MAX_SAMPLES:
         raise HatError(f"--samples must be between 1 and {MAX_SAMPLES:,}, got {samples:,} (HAT's predictors "
                        f"use 2,000; run several --resume'd batches with other --seed values for more)")
-    configs = sample_configs(space, samples, seed=seed, widen=widen)
+    from hat.latency.runtimes import executable_space
+    # only what the runtime executes: its latency dataset (and so its predictor) never sees a config it cannot run
+    configs = sample_configs(executable_space(space, device.runtime), samples, seed=seed, widen=widen)
     if len(configs) < samples and log is not None:
         log(f"hat-profile: space '{space.name}' has only {len(configs)} distinct configs reachable; measuring those")
     with get_backend(device, settings, space.qkv_dim, trust_on_first_use=trust_on_first_use) as backend:

@@ -43,4 +43,14 @@ def backend_class(runtime: str, where: str = "runtime"):
     return RUNTIMES.get(runtime, where)
 
 
-__all__ = ["RUNTIMES", "backend_class", "list_runtimes", "register_runtime"]
+def executable_space(space, runtime: str):
+    """``space`` narrowed to the SubTransformers ``runtime`` executes (its backend class's ``executes``
+    constraint; the space itself when the runtime runs every config).
+
+    Raises:
+        ConfigError: unknown runtime, or the runtime executes no config of the space.
+    """
+    return space.constrained(backend_class(runtime).executes)
+
+
+__all__ = ["RUNTIMES", "backend_class", "executable_space", "list_runtimes", "register_runtime"]

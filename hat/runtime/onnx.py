@@ -36,12 +36,21 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+GRAPHS = ("encoder", "decoder_step")
+MAX_META_BYTES = 10_000_000
+
+
 def load_meta(model_dir: str | os.PathLike, fmt: str = FORMAT) -> dict:
-    """Read and check ``meta.json`` of an export directory (``fmt``: ``hat-onnx-1``, or ``hat-tvm-1``).
+    """Read and check ``meta.json`` of an export directory (``fmt``: ``hat-onnx-1``, ``hat-tvm-1`` or
+    ``hat-ctranslate2-1``).
+
+    Checked: the directory, ``meta.json`` (valid JSON object, ``format`` exactly ``fmt``; another version says so),
+    the special symbols, the graph files it names (plain names inside the directory, present), and, when the export
+    recorded them (``files``), every file's SHA-256: a directory whose files were not written together (an
+    interrupted re-export, a graph copied in from another export) is refused.
 
     Raises:
-        HatError: no directory, no or unreadable ``meta.json``, another format (or format version), or a graph
-            file named there is missing.
+        HatError: one line naming the problem.
     """
     d = Path(model_dir)
     if not d.is_dir():
@@ -49,10 +58,12 @@ def load_meta(model_dir: str | os.PathLike, fmt: str = FORMAT) -> dict:
     p = d / "meta.json"
     if not p.is_file():
         raise HatError(f"{model_dir}: no meta.json (not an export directory; run hat-export)")
+    if p.stat().st_size > MAX_META_BYTES:
+        raise HatError(f"{p}: larger than {MAX_META_BYTES // 1_000_000} MB; not an export description")
     try:
         meta = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise HatError(f"{p}: not valid JSON ({e})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise HatError(f"{p}: not valid JSON ({type(e).__name__})") from None
     if not isinstance(meta, dict):
         raise HatError(f"{p}: not an export description (a JSON object is expected)")
     if meta.get("format") != fmt:
@@ -61,14 +72,63 @@ def load_meta(model_dir: str | os.PathLike, fmt: str = FORMAT) -> dict:
         hint = (f"written by another hat version ({family} format {got.rsplit('-', 1)[-1]}, this one reads "
                 f"{fmt.rsplit('-', 1)[-1]}); re-export it with this hat-export"
                 if isinstance(got, str) and got.rsplit("-", 1)[0] == family else "not an export of this kind")
-        raise HatError(f"{p}: format {got!r} is not {fmt!r}: {hint}")
-    for graph in ("encoder", "decoder_step"):
-        name = (meta.get(graph) or {}).get("file")
-        if not name:
-            raise HatError(f"{p}: no '{graph}' entry; re-export it with hat-export")
-        if not (d / name).is_file():
-            raise HatError(f"{model_dir}: {name} is missing (meta.json names it); re-export it with hat-export")
+        raise HatError(f"{p}: format {str(got)[:40]!r} is not {fmt!r}: {hint}")
+    check_symbols(meta, p)
+    if fmt != "hat-ctranslate2-1":
+        check_graphs(meta, d, p)
+    check_digests(meta, d, p)
     return meta
+
+
+def check_symbols(meta: dict, where) -> None:
+    """``padding_idx``, ``eos_idx`` and the vocabulary sizes are integers, the symbols inside the vocabularies."""
+    for key in ("src_vocab_size", "tgt_vocab_size", "padding_idx", "eos_idx"):
+        v = meta.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise HatError(f"{where}: '{key}' is {str(v)[:40]!r}, not an integer >= 0; re-export it with hat-export")
+    for key in ("padding_idx", "eos_idx"):
+        if meta[key] >= min(meta["src_vocab_size"], meta["tgt_vocab_size"]):
+            raise HatError(f"{where}: '{key}' {meta[key]} is outside the vocabulary; re-export it with hat-export")
+
+
+def check_graphs(meta: dict, d: Path, where) -> None:
+    """Both graph entries name a plain file of the export directory that exists, and the decoder layers are
+    described."""
+    for graph in GRAPHS:
+        entry = meta.get(graph)
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            raise HatError(f"{where}: no '{graph}' entry; re-export it with hat-export")
+        if Path(name).name != name or name in (".", ".."):
+            raise HatError(f"{where}: '{graph}' names {name[:80]!r}, not a file of the export directory")
+        if not (d / name).is_file():
+            raise HatError(f"{d}: {name} is missing (meta.json names it); re-export it with hat-export")
+    layers = meta.get("decoder_layers")
+    if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) for x in layers):
+        raise HatError(f"{where}: 'decoder_layers' must describe at least one decoder layer; re-export it with "
+                       f"hat-export")
+
+
+def check_digests(meta: dict, d: Path, where) -> None:
+    """Every file ``meta['files']`` lists is a regular file of the directory with the recorded SHA-256."""
+    files = meta.get("files")
+    if files is None:
+        return  # an export written before digests were recorded
+    if not isinstance(files, dict):
+        raise HatError(f"{where}: 'files' is not a mapping; re-export it with hat-export")
+    import hashlib
+    for name, digest in files.items():
+        f = d / str(name)
+        if Path(str(name)).name != name or f.is_symlink() or not f.is_file():
+            raise HatError(f"{d}: {str(name)[:80]} is missing or not a regular file of the export (meta.json lists "
+                           f"it); re-export it with hat-export")
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != digest:
+            raise HatError(f"{f}: not the file this export wrote (SHA-256 differs from meta.json): the directory "
+                           f"holds files of different exports; re-export it with hat-export")
 
 
 class OnnxTranslator(GreedyMixin):
@@ -88,8 +148,8 @@ class OnnxTranslator(GreedyMixin):
     ``translate(texts)`` reads the dictionaries (and ``spm.model``) bundled in ``model_dir`` by ``hat-export --data``
     on first use (see :func:`hat.runtime.text.load_export_codec`).
 
-    Subclasses (the TVM runner in :mod:`hat.export.tvm`) override ``FORMAT``, ``_load``, ``_run_encoder`` and
-    ``_run_step``; the I/O names and the decoding loop are shared.
+    Subclasses (the TVM runner in :mod:`hat.export.tvm`) override ``FORMAT``, ``load_sessions``, ``run_encoder``
+    and ``run_step``; the I/O names and the decoding loop are shared.
     """
 
     FORMAT = FORMAT
@@ -103,7 +163,7 @@ class OnnxTranslator(GreedyMixin):
         self._langs = (src_lang, tgt_lang)
         self._codec = None
         self._setup_search(beam_size, max_len_a, max_len_b, min_len, lenpen, unk_penalty, unk)
-        self._load(Path(model_dir), threads, providers)
+        self.load_sessions(Path(model_dir), threads, providers)
 
     def _setup_search(self, beam_size, max_len_a, max_len_b, min_len, lenpen, unk_penalty, unk) -> None:
         meta = self.meta
@@ -111,12 +171,12 @@ class OnnxTranslator(GreedyMixin):
         self.search = BeamSearch(beam_size=beam_size, pad=self.pad, eos=self.eos, unk=unk, max_len_a=max_len_a,
                                  max_len_b=max_len_b, max_len=int(meta.get("max_target_positions", 1024)),
                                  min_len=min_len, lenpen=lenpen, unk_penalty=unk_penalty)
-        self._enc_out = meta["encoder"]["outputs"]
-        self._dec_out = meta["decoder_step"]["outputs"]
-        self._from_encoder = meta["decoder_step"]["from_encoder"]
-        self._cache_map = meta["decoder_step"]["cache_outputs"]  # new_self_k_i -> self_k_i
+        self.encoder_outputs = meta["encoder"]["outputs"]
+        self.step_outputs = meta["decoder_step"]["outputs"]
+        self.from_encoder = meta["decoder_step"]["from_encoder"]
+        self.cache_outputs = meta["decoder_step"]["cache_outputs"]  # new_self_k_i -> self_k_i
 
-    def _load(self, d: Path, threads: int, providers) -> None:
+    def load_sessions(self, d: Path, threads: int, providers) -> None:
         import onnxruntime as ort
 
         meta = self.meta
@@ -135,8 +195,8 @@ class OnnxTranslator(GreedyMixin):
                 raise HatError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: "
                                f"{' '.join(str(e).split())[:200]}); re-export it with hat-export") from None
         self.encoder, self.decoder = sessions
-        self._enc_inputs = {i.name for i in self.encoder.get_inputs()}
-        self._dec_inputs = [i.name for i in self.decoder.get_inputs()]
+        self.encoder_inputs = {i.name for i in self.encoder.get_inputs()}
+        self.step_inputs = [i.name for i in self.decoder.get_inputs()]
 
     @property
     def beam_size(self) -> int:
@@ -146,15 +206,15 @@ class OnnxTranslator(GreedyMixin):
         """Run the encoder graph; returns its outputs by name (padding mask and cross-attention K/V)."""
         feeds = {"src_tokens": np.ascontiguousarray(src_tokens, dtype=np.int64),
                  "src_lengths": np.ascontiguousarray(src_lengths, dtype=np.int64)}
-        return self._run_encoder(feeds)
+        return self.run_encoder(feeds)
 
-    def _run_encoder(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run_encoder(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # The exporter drops unused inputs (src_lengths): feed only what the graph declares.
-        outs = self.encoder.run(None, {k: v for k, v in feeds.items() if k in self._enc_inputs})
-        return dict(zip(self._enc_out, outs))
+        outs = self.encoder.run(None, {k: v for k, v in feeds.items() if k in self.encoder_inputs})
+        return dict(zip(self.encoder_outputs, outs))
 
-    def _run_step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self._dec_out, self.decoder.run(None, {k: feeds[k] for k in self._dec_inputs})))
+    def run_step(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.step_outputs, self.decoder.run(None, {k: feeds[k] for k in self.step_inputs})))
 
     @property
     def codec(self):
@@ -201,24 +261,24 @@ class OnnxTranslator(GreedyMixin):
         search = search or self.search
         beam = search.beam_size
         enc = self.encode(src_tokens, src_lengths)
-        feeds: dict[str, np.ndarray] = {n: np.repeat(enc[n], beam, axis=0) for n in self._from_encoder}
+        feeds: dict[str, np.ndarray] = {n: np.repeat(enc[n], beam, axis=0) for n in self.from_encoder}
         rows = bsz * beam
         for layer in self.meta["decoder_layers"]:
             empty = np.zeros((rows, layer["self_heads"], 0, layer["self_head_dim"]), np.float32)
             feeds[layer["self_k"]] = feeds[layer["self_v"]] = empty
-        cache_names = list(self._cache_map.values())
+        cache_names = list(self.cache_outputs.values())
 
         def step_fn(tokens: np.ndarray, step: int, reorder: Optional[np.ndarray]) -> np.ndarray:
             if reorder is not None:
                 # Beams of one sentence share encoder outputs: they need reordering only when sentences are dropped.
                 names = cache_names if len(reorder) == feeds["encoder_padding_mask"].shape[0] \
-                    else cache_names + self._from_encoder
+                    else cache_names + self.from_encoder
                 for n in names:
                     feeds[n] = feeds[n][reorder]
             feeds["tokens"] = np.ascontiguousarray(tokens[:, -1:])
             feeds["step"] = np.array(step, dtype=np.int64)
-            outs = self._run_step(feeds)
-            for o, i in self._cache_map.items():
+            outs = self.run_step(feeds)
+            for o, i in self.cache_outputs.items():
                 feeds[i] = outs[o]
             return log_softmax(outs["logits"])
 

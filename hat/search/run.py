@@ -135,6 +135,12 @@ def run_search(job: SearchJob, log: Callable[[str], None] = print) -> Optional[S
         raise HatError(f"latency predictor {pred_path} was fit for device '{predictor.device}', not "
                        f"'{device_cfg.name}'")
     predictor.check_space(space)
+    from hat.latency.runtimes import executable_space
+    # search only what the device's runtime executes (its backend declares it): sampling, mutation and crossover
+    # never leave that part of the space
+    space = executable_space(space, device_cfg.runtime)
+    if space.constraint is not None:
+        log(f"hat-search: searching the part of space '{space.name}' that runtime {device_cfg.runtime} executes")
 
     from hat.search import (FitnessCache, LatencyCache, ParetoResult, SearchLog, budget_subnet_filename,
                             evolution_search, latency_range, pareto_front, pareto_search, plot_front, scored_archive)

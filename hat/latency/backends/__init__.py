@@ -23,7 +23,8 @@ def get_backend(device: DeviceConfig, settings: Optional[ProfileSettings] = None
     Args:
         device: a loaded device profile (:func:`hat.latency.devices.load_device`).
         settings: the measurement protocol (HAT's WMT defaults when None); its ``threads`` is overridden by the
-            device's, and its ``timer`` and ``estimator`` by the device's when the device YAML sets them.
+            device's, and its ``timer``, ``estimator`` and ``interleave`` by the device's when the device YAML sets
+            them.
         qkv_dim: the search space's q/k/v projection width.
         trust_on_first_use: ssh devices only: accept and save an unknown host key.
 
@@ -36,7 +37,8 @@ def get_backend(device: DeviceConfig, settings: Optional[ProfileSettings] = None
                           f"): it cannot be profiled here; profile a device you have (e.g. --device cpu)")
     settings = settings or ProfileSettings()
     settings = dataclasses.replace(settings, threads=device.threads, timer=device.timer or settings.timer,
-                                   estimator=device.estimator or settings.estimator)
+                                   estimator=device.estimator or settings.estimator,
+                                   interleave=device.interleave or settings.interleave)
     cls = backend_class(device.runtime, where)
     cls.check_device(device, where)
     cls.check_timer(settings.timer, settings.threads, device.accelerator, where)
