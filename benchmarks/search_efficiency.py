@@ -74,7 +74,7 @@ class Bench:
         from hat.data import infer_langs, load_split
         from hat.predictor import load_predictor
         from hat.search.scoring import make_predictor_latency_fn
-        from hat.train.checkpoint import load_model
+        from hat.checkpoints import load_model
         self.args = args
         self.budget = parse_latency_ms(args.latency)
         self.model, _ = load_model(args.supernet)

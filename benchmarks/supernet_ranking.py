@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     from hat.predictor.metrics import kendall_tau
     from hat.quickstart import finished_stages
     from hat.space import SubnetConfig
-    from hat.train.checkpoint import load_checkpoint, load_model
+    from hat.checkpoints import load_checkpoint, load_model
     from hat.train.evaluate import prepare_batches, valid_loss
 
     w = Path(args.workdir)

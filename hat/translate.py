@@ -23,7 +23,7 @@ def load_any_model(path: str | os.PathLike, subnet_path: Optional[str | os.PathL
         HatError: unreadable checkpoint, a SuperTransformer without a subnet, or a subnet other than a static
             model's own architecture.
     """
-    from hat.train.checkpoint import load_model
+    from hat.checkpoints import load_model
 
     if not os.path.isfile(path):
         raise HatError(f"{path}: no such checkpoint")

@@ -389,15 +389,17 @@ class Repro:
                 Job("predictor_ct2", ("profile_ct2",), lambda: self.fit("cpu_ct2", "_ct2")),
                 Job("search_ct2", ("supernet_hat_random_x2", "predictor_ct2"),
                     lambda: self.search(super_ckpt, "cpu_ct2", "_ct2"))]
-        for name, rec in self.recorded().items():
-            yml = self.subnet_yaml(name, SubnetConfig.from_dict(rec["subnet"]))
-            out.append(Job(f"scratch_{name}_seed0", ("prepare",), lambda n=name, y=yml: self.scratch(n, y, 0)))
+        # the searched models' seeds first once they exist (they decide the verdict), then the recorded models'
+        # seed 0 (their checkpoints are what the deployed runtimes translate with; they run before the search too)
         found = self.pl.result("search_ct2")
         for seed in self.a.seeds:
             for b, path in (found or {}).get("subnets", {}).items():
                 name = f"HAT-CT2@{float(b):g}ms"
                 out.append(Job(f"scratch_{name}_seed{seed}", ("search_ct2",),
                                lambda n=name, y=Path(path), s=seed: self.scratch(n, y, s)))
+        for name, rec in self.recorded().items():
+            yml = self.subnet_yaml(name, SubnetConfig.from_dict(rec["subnet"]))
+            out.append(Job(f"scratch_{name}_seed0", ("prepare",), lambda n=name, y=yml: self.scratch(n, y, 0)))
         return out
 
     def vocab(self) -> int:
@@ -814,7 +816,7 @@ class Repro:
         from hat.data import load_split
         from hat.search import load_settings
         from hat.search.scoring import make_supernet_score_fn, make_valid_batches, valid_subset_indices
-        from hat.train.checkpoint import load_model
+        from hat.checkpoints import load_model
         settings = load_settings(str(self.w / "search_settings.yaml"))
         model, _ = load_model(search["supernet"])
         model.eval()

@@ -28,9 +28,8 @@ ALLOWED: set[str] = set()
 # goes where its imports put it (``io`` is issue 13's ``hat/io.py``, ``translate`` issue 15's ``hat/translate.py``;
 # ``quickstart`` drives the whole pipeline, so it comes last before the CLIs).
 LAYERS = ["errors", "registry", "units", "io", "resources", "config", "optional", "transport", "hat_yaml", "space",
-          "distributed", "score",
-          "runtime", "nn", "generate", "data", "interop", "train", "export", "latency", "predictor", "search",
-          "translate", "quickstart", "cli"]
+          "distributed", "score", "runtime", "nn", "generate", "data", "interop", "checkpoints", "train", "export",
+          "latency", "predictor", "search", "translate", "quickstart", "cli"]
 
 
 def _private(name: str) -> bool:
@@ -215,3 +214,63 @@ def test_cli_modules_import_no_other_cli_module():
     source = "from hat.errors import cli_main\nfrom hat.cli import translate\nfrom . import search"
     got = [v.split(": ", 1)[1] for v in violations_of(ROOT / "hat" / "cli" / "probe.py", source)]
     assert got == ["imports CLI module hat.cli.search", "imports CLI module hat.cli.translate"]
+
+
+def module_imports(path: Path, source: str | None = None) -> set[str]:
+    """The hat modules ``path`` imports anywhere in the file (function-level imports included): for
+    ``from hat.x import y`` the module ``hat.x.y`` when it is one, else ``hat.x``."""
+    module = _module_name(path)
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source, str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if _is_hat(a.name)}
+        elif isinstance(node, ast.ImportFrom):
+            src = _resolve(node, module, _is_package(path))
+            if _is_hat(src):
+                out |= {f"{src}.{a.name}" if _hat_module_exists(f"{src}.{a.name}") else src for a in node.names}
+    return out - {module}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
+def test_no_import_cycles():
+    """No cycle between hat's modules, function-level imports included (a lazy import hides a dependency, it does
+    not remove it)."""
+    graph = {_module_name(p): module_imports(p) for p in sorted((ROOT / "hat").rglob("*.py"))}
+    cycles = import_cycles(graph)
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_cycle_checker_sees_function_level_cycles():
+    graph = {"hat.a": module_imports(ROOT / "hat" / "a.py", "def f():\n    from hat.b import g\n"),
+             "hat.b": module_imports(ROOT / "hat" / "b.py", "from hat.a import f\n"), "hat.c": {"hat.a"}}
+    assert graph["hat.a"] == {"hat.b"} and import_cycles(graph) == [["hat.a", "hat.b"]]

@@ -35,7 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from hat.train.average import average_checkpoints, last_n_checkpoints
     from hat.errors import HatError
-    from hat.train.checkpoint import save_checkpoint
+    from hat.checkpoints import save_checkpoint
 
     n = args.num_epoch_checkpoints or args.num_update_checkpoints
     if n is not None:

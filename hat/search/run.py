@@ -103,7 +103,7 @@ def run_search(job: SearchJob, log: Callable[[str], None] = print) -> Optional[S
     from hat.nn import SuperTransformer
     from hat.predictor import load_predictor
     from hat.space import load_space
-    from hat.train.checkpoint import load_model
+    from hat.checkpoints import load_model
 
     model, ckpt = load_model(job.supernet)
     if not isinstance(model, SuperTransformer):

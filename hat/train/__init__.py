@@ -6,8 +6,8 @@ Public API (see docs/design.md, ``hat.train``):
 - :class:`~hat.train.trainer.Trainer`, :func:`~hat.train.trainer.train`, :class:`~hat.train.trainer.TrainResult`
 - factories :func:`~hat.train.build.build_model`, :func:`~hat.train.build.build_optimizer`; resume
   :func:`~hat.train.resume.restore`; logs in :mod:`hat.train.loggers`; :func:`~hat.train.data.ensure_data`
-- :func:`~hat.train.checkpoint.load_model`, :func:`~hat.train.checkpoint.load_checkpoint`,
-  :func:`~hat.train.checkpoint.save_checkpoint`
+- :func:`~hat.checkpoints.load_model`, :func:`~hat.checkpoints.load_checkpoint`,
+  :func:`~hat.checkpoints.save_checkpoint`
 - :func:`~hat.train.evaluate.valid_loss`, :func:`~hat.train.evaluate.prepare_batches`
 - :func:`~hat.train.loss.label_smoothed_nll_loss`; schedules in :mod:`hat.train.lr`;
   :func:`~hat.train.average.average_checkpoints`

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 import torch
 
 from hat.errors import HatError
-from hat.train.checkpoint import load_checkpoint
+from hat.checkpoints import load_checkpoint
 
 _EPOCH_RE = re.compile(r"^checkpoint(\d+)\.pt$")
 _UPDATE_RE = re.compile(r"^checkpoint_\d+_(\d+)\.pt$")

@@ -12,11 +12,11 @@ import torch
 
 from hat.distributed import local_device
 from hat.errors import ConfigError, HatError
+from hat.nn import network
 from hat.train.config import TrainConfig
 from hat.train.lr import build_schedule
 
-__all__ = ["BuiltModel", "Optimization", "build_model", "build_optimizer", "model_config_for", "network",
-           "resolve_device"]
+__all__ = ["BuiltModel", "Optimization", "build_model", "build_optimizer", "model_config_for", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,14 +48,6 @@ def model_config_for(cfg: TrainConfig, src_dict, tgt_dict):
     model_kw.update(src_vocab_size=len(src_dict), tgt_vocab_size=len(tgt_dict), padding_idx=tgt_dict.pad(),
                     eos_idx=tgt_dict.eos())
     return from_dict(ModelConfig, model_kw, "model")
-
-
-def network(space, model_cfg, subnet=None) -> torch.nn.Module:
-    """A SuperTransformer over ``space`` (``subnet`` None) or the static Transformer of ``subnet``; fresh weights."""
-    from hat.nn import SuperTransformer, Transformer
-    if subnet is None:
-        return SuperTransformer(space, model_cfg)
-    return Transformer(subnet, model_cfg, space.qkv_dim)
 
 
 @dataclass
@@ -90,10 +82,10 @@ def build_model(cfg: TrainConfig, space, model_cfg) -> BuiltModel:
 
 
 def _init_from_supernet(cfg: TrainConfig, space, built: BuiltModel) -> BuiltModel:
-    from hat.train import checkpoint as ckpt_io
+    from hat.checkpoints import load_model
 
     path = cfg.init_from_supernet
-    sup, ck = ckpt_io.load_model(path)
+    sup, ck = load_model(path)
     if ck.get("subnet") is not None or not hasattr(sup, "get_active_subnet"):
         raise HatError(f"{path}: init_from_supernet needs a SuperTransformer checkpoint")
     sup.space.check(built.subnet, f"subnet {cfg.subnet} (supernet {path})")

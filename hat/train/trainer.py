@@ -22,6 +22,7 @@ import torch
 
 from hat.distributed import init_distributed
 from hat.errors import ConfigError, HatError
+from hat.checkpoints import save_checkpoint
 from hat.train import checkpoint as ckpt_io
 from hat.train.build import build_model, build_optimizer, model_config_for, resolve_device
 from hat.train.config import TrainConfig
@@ -284,7 +285,7 @@ class Trainer:
             names.append("checkpoint_best.pt")
         names.append("checkpoint_last.pt")
         first = self.save_dir / names[0]
-        ckpt_io.save_checkpoint(state, first)
+        save_checkpoint(state, first)
         for n in names[1:]:
             ckpt_io.copy_checkpoint(first, self.save_dir / n)
         ckpt_io.prune_checkpoints(self.save_dir, cfg.keep_last, cfg.keep_last_epochs)

@@ -53,7 +53,7 @@ def test_disk_full_during_predictor_save(tmp_path, capsys, monkeypatch):
 
 def test_disk_full_during_checkpoint_average(tmp_path, capsys, monkeypatch):
     from hat.cli.average_checkpoints import main
-    from hat.train.checkpoint import save_checkpoint
+    from hat.checkpoints import save_checkpoint
     for i in (1, 2):
         save_checkpoint({"model": {"w": torch.full((4,), float(i))}, "update": i}, tmp_path / f"checkpoint{i}.pt")
     out = tmp_path / "avg.pt"
@@ -69,9 +69,10 @@ def test_disk_full_during_checkpoint_average(tmp_path, capsys, monkeypatch):
 
 
 def test_copy_checkpoint_fsyncs_before_replace(tmp_path, monkeypatch):
+    from hat.checkpoints import save_checkpoint
     from hat.train import checkpoint as ck
     src = tmp_path / "checkpoint1.pt"
-    ck.save_checkpoint({"update": 1}, src)
+    save_checkpoint({"update": 1}, src)
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
@@ -83,10 +84,11 @@ def test_copy_checkpoint_fsyncs_before_replace(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("content", [b"", b"\x80\x02}q\x00.", b"PK\x03\x04garbage"], ids=["empty", "trunc", "zip"])
 def test_corrupt_checkpoint_last_falls_back_to_newest_good(tmp_path, content, capsys):
+    from hat.checkpoints import save_checkpoint
     from hat.train import checkpoint as ck
-    ck.save_checkpoint({"update": 10, "epoch": 1}, tmp_path / "checkpoint1.pt")
-    ck.save_checkpoint({"update": 25, "epoch": 2}, tmp_path / "checkpoint_2_25.pt")
-    ck.save_checkpoint({"update": 20, "epoch": 2}, tmp_path / "checkpoint2.pt")
+    save_checkpoint({"update": 10, "epoch": 1}, tmp_path / "checkpoint1.pt")
+    save_checkpoint({"update": 25, "epoch": 2}, tmp_path / "checkpoint_2_25.pt")
+    save_checkpoint({"update": 20, "epoch": 2}, tmp_path / "checkpoint2.pt")
     (tmp_path / "checkpoint_last.pt").write_bytes(content)
     said = []
     path, state = ck.load_resume_checkpoint(tmp_path, warn=said.append)
@@ -100,14 +102,14 @@ def test_corrupt_checkpoint_last_falls_back_to_newest_good(tmp_path, content, ca
 
 
 def test_empty_checkpoint_message_is_not_empty(tmp_path):
-    from hat.train.checkpoint import load_checkpoint
+    from hat.checkpoints import load_checkpoint
     (tmp_path / "e.pt").write_bytes(b"")
     with pytest.raises(HatError, match=r"EOFError: empty or truncated file"):
         load_checkpoint(tmp_path / "e.pt")
 
 
 def test_checkpoint_weights_that_do_not_fit(tmp_path, fairseq_fixture):
-    from hat.train.checkpoint import load_model
+    from hat.checkpoints import load_model
     tmp_ck = tmp_path / "good.pt"
     # A hat checkpoint from the fixture model's metadata but with a wrong tensor shape.
     from hat.nn import ModelConfig, SuperTransformer

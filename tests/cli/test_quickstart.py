@@ -26,7 +26,7 @@ def test_every_artifact_exists_and_loads(smoke_run, capsys):
     from hat.latency.records import read_latency_csv
     from hat.predictor import load_predictor
     from hat.space import SubnetConfig
-    from hat.train.checkpoint import load_model
+    from hat.checkpoints import load_model
 
     w = smoke_run
     assert (w / "data-bin" / "spm.model").is_file() and (w / "data-bin" / "dict.en.txt").is_file()
@@ -54,6 +54,32 @@ def test_every_artifact_exists_and_loads(smoke_run, capsys):
     assert meta["subnet"]
     for name in ("encoder.onnx", "decoder_step.onnx"):
         onnx.checker.check_model(str(w / "export_onnx" / name))
+
+
+@pytest.mark.slow
+def test_search_for_ctranslate2_on_the_quickstart_supernet(smoke_run, tmp_path, capsys):
+    """Issue 24's acceptance: hat-search --device cpu_ct2 on the quickstart's SuperTransformer (the registered
+    multi30k_tiny / cpu_ct2 predictor) returns a SubTransformer that exports to CTranslate2 and translates."""
+    pytest.importorskip("ctranslate2")
+    from hat.cli import export, search, translate
+    from hat.export.ctranslate2 import ctranslate2_blockers
+    from hat.space import SubnetConfig
+    w = smoke_run
+    (tmp_path / "s.yaml").write_text("population_size: 8\nparent_size: 2\nmutation_size: 3\ncrossover_size: 3\n"
+                                     "iterations: 2\nvalid_subset: 8\nvalid_max_tokens: 300\n")
+    assert search.main(["--supernet", str(w / "supernet" / "checkpoint_best.pt"), "--device", "cpu_ct2",
+                        "--latency", "200ms", "--data", str(w / "data-bin"), "--config", str(tmp_path / "s.yaml"),
+                        "--out", str(tmp_path / "search"), "--no-progress"]) == 0
+    sub = SubnetConfig.load_yaml(tmp_path / "search" / "subnet.yaml")
+    assert ctranslate2_blockers(sub) == []
+    assert export.main(["--checkpoint", str(w / "supernet" / "checkpoint_best.pt"), "--subnet",
+                        str(tmp_path / "search" / "subnet.yaml"), "--format", "ctranslate2", "--out",
+                        str(tmp_path / "ct2"), "--data", str(w / "data-bin")]) == 0
+    (tmp_path / "in.de").write_text("Ein Mann fährt Fahrrad.\nZwei Hunde spielen im Schnee.\n", encoding="utf-8")
+    capsys.readouterr()
+    assert translate.main(["--ctranslate2", str(tmp_path / "ct2"), "--input", str(tmp_path / "in.de"),
+                           "--output", str(tmp_path / "out.en"), "--quiet"]) == 0
+    assert len((tmp_path / "out.en").read_text(encoding="utf-8").splitlines()) == 2
 
 
 @pytest.mark.slow

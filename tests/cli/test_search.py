@@ -34,7 +34,7 @@ def setup(fairseq_fixture, tmp_path_factory):
     from hat.data import load_split
     from hat.nn import ModelConfig, SuperTransformer
     from hat.predictor import fit_predictor
-    from hat.train.checkpoint import save_checkpoint
+    from hat.checkpoints import save_checkpoint
 
     d = tmp_path_factory.mktemp("search_cli")
     space = load_space("multi30k_tiny")

@@ -13,7 +13,7 @@ from hat.space import load_space
 @pytest.fixture(scope="module")
 def wmt_supernet(tmp_path_factory):
     from hat.nn import ModelConfig, SuperTransformer
-    from hat.train.checkpoint import save_checkpoint
+    from hat.checkpoints import save_checkpoint
     d = tmp_path_factory.mktemp("wmt_super")
     space = load_space("wmt14_space0")
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from hat.space import load_space
 
 @pytest.fixture(scope="module")
 def supernet_ckpt(tmp_path_factory):
-    from hat.train.checkpoint import save_checkpoint
+    from hat.checkpoints import save_checkpoint
     space = load_space("multi30k_tiny")
     cfg = ModelConfig(src_vocab_size=48, tgt_vocab_size=48)
     torch.manual_seed(0)

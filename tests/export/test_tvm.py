@@ -27,7 +27,7 @@ def test_host_build_matches_pytorch_beam(tiny, tmp_path, capsys):
     from hat.generate import SequenceGenerator
     from hat.runtime import translate_dataset
     from hat.space import load_space
-    from hat.train.checkpoint import save_checkpoint
+    from hat.checkpoints import save_checkpoint
     space = load_space("multi30k_tiny").to_dict()
     space["qkv_dim"] = 32
     ckpt = tmp_path / "static.pt"

@@ -59,7 +59,7 @@ def test_readme_hat_mapping_runs_on_the_fixture(shared_dir, hat_data_bin, tmp_pa
     # hat-search wrote the HAT-format SubTransformer next to subnet.yaml, and it is the same SubTransformer.
     assert SubnetConfig.load_yaml("search_cpu/subnet_hat.yml") == SubnetConfig.load_yaml("search_cpu/subnet.yaml")
     # The SubTransformer trained from HAT's SuperTransformer keeps HAT's semantics.
-    from hat.train.checkpoint import load_model
+    from hat.checkpoints import load_model
     trained, _ = load_model(tmp_path / "sub_cpu" / "checkpoint_last.pt")
     assert trained.cfg.hat_compat and trained.cfg.hat_super_encoder_embed_dim == 64
     # The SubTransformer checkpoint and the SuperTransformer + its yml translate identically.

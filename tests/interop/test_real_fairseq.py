@@ -114,7 +114,7 @@ def exported_supernet_subnet(fairseq_fixture, tmp_path_factory) -> tuple[Path, o
     from hat.data import Dictionary
     from hat.nn import ModelConfig, SuperTransformer
     from hat.space import load_space
-    from hat.train.checkpoint import save_checkpoint
+    from hat.checkpoints import save_checkpoint
     d = tmp_path_factory.mktemp("fs_super")
     space = load_space("multi30k_tiny")
     vocab = len(Dictionary.load(fairseq_fixture / "bin" / "dict.de.txt"))

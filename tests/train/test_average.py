@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from hat.cli.average_checkpoints import main
-from hat.train.checkpoint import save_checkpoint
+from hat.checkpoints import save_checkpoint
 
 
 def _ckpts(tmp_path):

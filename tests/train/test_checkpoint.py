@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from hat.errors import HatError
-from hat.train.checkpoint import (get_rng_state, load_checkpoint, load_model, prune_checkpoints, save_checkpoint,
-                                  set_rng_state)
+from hat.checkpoints import load_checkpoint, load_model, save_checkpoint
+from hat.train.checkpoint import get_rng_state, prune_checkpoints, set_rng_state
 
 
 def test_atomic_save_and_weights_only_load(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hat.data import load_split
-from hat.train.checkpoint import load_model
+from hat.checkpoints import load_model
 from hat.train.evaluate import prepare_batches, valid_loss
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hat.errors import HatError
-from hat.train.checkpoint import load_checkpoint
+from hat.checkpoints import load_checkpoint
 from hat.train.config import load_train_config
 from hat.train.resume import restore
 from hat.train.trainer import Trainer, train

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hat.train.checkpoint import load_checkpoint, load_model
+from hat.checkpoints import load_checkpoint, load_model
 from hat.train.config import load_train_config
 from hat.train.supernet_update import subnet_rng
 from hat.train.trainer import Trainer, train
