@@ -4,9 +4,10 @@
 It runs on the measuring device (a Raspberry Pi over SSH, or this machine in a process of its own for the local
 ``onnxruntime`` and ``ctranslate2`` runtimes) and implements HAT's timing protocol (see ``hat/latency/protocol.py``):
 
-* ``runtime: onnxruntime`` (default; needs onnxruntime): the files written by ``hat.export.onnx.export_onnx``
-  (``encoder.onnx``, ``decoder_step.onnx``, ``meta.json``): one encoder pass, then ``tgt_len`` decoder-step graph
-  calls with random tokens;
+* ``runtime: onnxruntime`` (default; needs onnxruntime and hat's torch-free runtime, ``hat/runtime``, which travels
+  beside this file): the files written by ``hat.export.onnx.export_onnx`` (``encoder.onnx``, ``decoder_step.onnx``,
+  ``meta.json``): one encoder pass, then hat's whole beam search (``beam`` rows) with the length forced to exactly
+  ``tgt_len`` decoder steps, as the runtime ships it;
 * ``runtime: ctranslate2`` (needs ctranslate2): a CTranslate2 model directory (``model.bin``, ``config.json``,
   vocabularies, and hat's ``meta.json`` with the vocabulary size). CTranslate2 has no encoder-only call: one run is
   its whole beam search (``beam`` rows, exactly ``tgt_len`` decoder steps: the length is forced), and the encoder
@@ -49,6 +50,9 @@ import time
 
 import numpy as np
 
+# hat's torch-free runtime travels beside this file (the job folder holds hat/runtime); the repository's copy when
+# imported from device_profiling/.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 ort = None  # onnxruntime, imported on first use: a CTranslate2-only device need not have it
 
 
@@ -76,83 +80,38 @@ def source_tokens(settings, vocab_size):
     return [[rng.randrange(4, vocab_size) for _ in range(settings["src_len"])] for _ in range(settings["batch_size"])]
 
 
-def target_tokens(settings, vocab_size):
-    """Decoder ids per step (same draw as ProfileSettings.target_tokens)."""
-    rng = random.Random(settings["seed"] + 1)
-    rows = settings["batch_size"] * settings["beam"]
-    return [[2] * rows] + [[rng.randrange(4, vocab_size) for _ in range(rows)] for _ in range(settings["tgt_len"] - 1)]
-
-
-class OrtSubnet:
-    """An exported SubTransformer loaded in two ONNX Runtime sessions (encoder, decoder step)."""
-
-    def __init__(self, model_dir, threads=1):
-        with open(os.path.join(model_dir, "meta.json")) as f:
-            self.meta = json.load(f)
-        ort = _ort()
-        opts = ort.SessionOptions()
-        # Pinned threads: latency must not depend on what else the machine runs.
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        self.encoder = ort.InferenceSession(os.path.join(model_dir, "encoder.onnx"), opts, providers=providers)
-        self.decoder = ort.InferenceSession(os.path.join(model_dir, "decoder_step.onnx"), opts, providers=providers)
-
-    def encode(self, src_tokens):
-        """Run the encoder: returns its outputs as a name -> array dict (cross K/V per decoder layer, mask)."""
-        names = self.meta["encoder"]["outputs"]
-        return dict(zip(names, self.encoder.run(names, {"src_tokens": np.asarray(src_tokens, dtype=np.int64)})))
-
-    def init_state(self, enc_out, beam):
-        """Decoder feeds for step 0: encoder outputs repeated ``beam`` times per sentence, empty self caches."""
-        feeds = {name: np.repeat(enc_out[name], beam, axis=0) for name in self.meta["decoder_step"]["from_encoder"]}
-        rows = next(iter(feeds.values())).shape[0]
-        for layer in self.meta["decoder_layers"]:
-            shape = (rows, layer["self_heads"], 0, layer["self_head_dim"])
-            feeds[layer["self_k"]] = np.zeros(shape, dtype=np.float32)
-            feeds[layer["self_v"]] = np.zeros(shape, dtype=np.float32)
-        return feeds
-
-    def step(self, feeds, tokens, step):
-        """One decoder step: returns logits [rows, V]; ``feeds`` is updated in place with the grown caches."""
-        feeds["tokens"] = np.asarray(tokens, dtype=np.int64).reshape(-1, 1)
-        feeds["step"] = np.array(step, dtype=np.int64)
-        out_names = self.meta["decoder_step"]["outputs"]
-        outs = dict(zip(out_names, self.decoder.run(out_names, feeds)))
-        for out_name, in_name in self.meta["decoder_step"]["cache_outputs"].items():
-            feeds[in_name] = outs[out_name]
-        return outs["logits"]
-
-
 TIMERS = {"wall": time.perf_counter_ns, "thread_cpu": time.thread_time_ns, "process_cpu": time.process_time_ns}
 THREAD_CPU_MAX_OTHER = 0.10  # same as hat.latency.protocol
 
 
 class Loop:
-    """HAT's timed run of one ONNX export: one encoder pass, then the incremental decoder loop."""
+    """HAT's timed run of one ONNX export as hat's runtime ships it: the encoder, then its whole beam search
+    (:class:`hat.runtime.OnnxTranslator`: decoder steps, log-softmax and top-k in the graph, beam bookkeeping in
+    numpy) with the length forced to ``tgt_len`` decoder steps (EOS banned before the last one, forced at it)."""
 
     def __init__(self, model_dir, settings):
-        self.model = OrtSubnet(model_dir, settings["threads"])
-        vocab = int(self.model.meta["tgt_vocab_size"])
-        self.src = source_tokens(settings, int(self.model.meta["src_vocab_size"]))
-        self.tgt = target_tokens(settings, vocab)
-        self.beam = settings["beam"]
+        from hat.runtime.onnx import OnnxTranslator
+        from hat.runtime.search import BeamSearch
+        self.tr = OnnxTranslator(model_dir, beam_size=int(settings["beam"]), threads=int(settings["threads"]))
+        steps, tr = int(settings["tgt_len"]), self.tr
+        self.search = BeamSearch(beam_size=int(settings["beam"]), pad=tr.pad, eos=tr.eos, max_len_a=0.0,
+                                 max_len_b=steps - 1, min_len=steps - 1, max_len=steps + 1)
+        self.src = np.asarray(source_tokens(settings, int(tr.meta["src_vocab_size"])), dtype=np.int64)
+        self.lengths = np.full(self.src.shape[0], self.src.shape[1], dtype=np.int64)
         self.clock = TIMERS[settings.get("timer", "wall")]
 
     def run_once(self):
         """``(encoder_ms, decoder_ms)`` of one run."""
-        clock = self.clock
+        clock, tr = self.clock, self.tr
         t0 = clock()
-        enc_out = self.model.encode(self.src)
+        enc = tr.encode(self.src, self.lengths)
         t1 = clock()
-        # Beam expansion of the encoder output is decoder-side work (fairseq reorders encoder_out per beam).
-        feeds = self.model.init_state(enc_out, self.beam)
-        for step, tokens in enumerate(self.tgt):
-            self.model.step(feeds, tokens, step)
-        t3 = clock()
-        return (t1 - t0) / 1e6, (t3 - t1) / 1e6
+        state = tr.initial_state(enc, self.search.beam_size)  # beam expansion is decoder-side work (fairseq's too)
+        self.search.search(self.src.shape[0], self.src.shape[1],
+                           lambda tok, step, reorder, bias, k: tr.step_candidates(state, tok[:, -1:], step, reorder,
+                                                                                  bias, k), tr.vocab_size)
+        t2 = clock()
+        return (t1 - t0) / 1e6, (t2 - t1) / 1e6
 
 
 class Ct2Loop:

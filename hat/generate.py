@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hat.runtime.batching import collate_source, generation_order, translate_dataset
-from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis
+from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis, row_candidates
 
 __all__ = ["SequenceGenerator", "Hypothesis", "collate_source", "generation_order", "translate_dataset"]
 
@@ -51,6 +51,7 @@ class SequenceGenerator(GreedyMixin):
         cfg = getattr(model, "cfg", None)
         self.pad = pad if pad is not None else int(getattr(cfg, "padding_idx", 1))
         self.eos = eos if eos is not None else int(getattr(cfg, "eos_idx", 2))
+        self.vocab_size = int(model.cfg.tgt_vocab_size)
         self.search = BeamSearch(beam_size=beam_size, pad=self.pad, eos=self.eos, unk=unk, max_len_a=max_len_a,
                                  max_len_b=max_len_b, max_len=max_len or _max_target_positions(model),
                                  min_len=min_len, lenpen=lenpen, unk_penalty=unk_penalty,
@@ -90,7 +91,8 @@ class SequenceGenerator(GreedyMixin):
         incremental_state: dict = {}
         box = [encoder_out]
 
-        def step_fn(tokens: np.ndarray, step: int, reorder: Optional[np.ndarray]) -> np.ndarray:
+        def step_fn(tokens: np.ndarray, step: int, reorder: Optional[np.ndarray], bias: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:
             if reorder is not None:
                 order = torch.from_numpy(reorder)
                 self._reorder_incremental_state(incremental_state, order)
@@ -99,7 +101,7 @@ class SequenceGenerator(GreedyMixin):
                     box[0] = model.encoder.reorder_encoder_out(box[0], order)
             logits, extra = model.decoder(torch.from_numpy(tokens), box[0], incremental_state=incremental_state)
             lprobs = model.get_normalized_probs((logits[:, -1:, :], extra), log_probs=True)
-            return lprobs[:, -1, :].float().numpy()
+            return row_candidates(lprobs[:, -1, :].float().numpy(), bias, k)
 
-        return search.search(bsz, src_len, step_fn)
+        return search.search(bsz, src_len, step_fn, self.vocab_size)
 

@@ -155,7 +155,7 @@ def seal(out: Path) -> None:
 class OnnxFormat(ExportFormat):
     """hat's ONNX export: encoder + decoder step with an explicit cache, for hat's torch-free runtime."""
 
-    name, meta_format, quantize = "onnx", "hat-onnx-1", ("none", "int8")
+    name, meta_format, quantize = "onnx", "hat-onnx-2", ("none", "int8")
 
     def write(self, model, out: Path, options: ExportOptions) -> list[Path]:
         from hat.export.onnx import export_onnx, quantize_onnx

@@ -83,6 +83,18 @@ def build_graphs(model) -> tuple[Any, Any]:
     return EncoderGraph(model).eval(), StepGraph(model, n).eval()
 
 
+# What hat's ONNX decoder step (hat.export.step_graph) adds to the plain step (``build_graphs``): the beam reordering
+# of its caches and the candidates the beam search needs, computed inside the graph.
+SEARCH_INPUTS = ["tokens", "step", "reorder", "bias", "k"]
+CANDIDATES = ["cand_lprobs", "cand_ids"]
+
+
+def search_io_names(n_dec: int) -> tuple[list[str], list[str]]:
+    """``(inputs, outputs)`` of the search step graph for ``n_dec`` decoder layers (:mod:`hat.export.step_graph`)."""
+    names = io_names(n_dec)
+    return SEARCH_INPUTS + ["encoder_padding_mask"] + names.cross + names.self_in, CANDIDATES + names.self_out
+
+
 def decoder_layer_meta(model) -> list[dict]:
     """Per decoder layer: head counts and sizes, encoder layers attended, and its cache I/O names (``meta.json``)."""
     subnet, qkv = model.subnet, int(model.qkv_dim)
@@ -123,7 +135,7 @@ def graph_meta(model, fmt: str, encoder_file: str, decoder_file: str, **extra) -
 
     Args:
         model: the exported static Transformer.
-        fmt: ``format`` value (``hat-onnx-1``, ``hat-tvm-1``).
+        fmt: ``format`` value (``hat-onnx-2``, ``hat-tvm-1``).
         encoder_file, decoder_file: file names of the two graphs, relative to ``meta.json``.
         **extra: exporter-specific keys, placed right after ``format`` (e.g. ``opset``, ``target``).
     """

@@ -12,24 +12,30 @@ Files written by :func:`export_onnx` into ``out_dir``:
       * ``cross_k_{i}``, ``cross_v_{i}`` float32 ``[batch, ende_heads_i, n_i * src_len, ende_head_dim_i]`` for
         decoder layer ``i`` (``n_i`` = encoder layers it attends to, HAT's arbitrary encoder-decoder attention)
 
-``decoder_step.onnx`` (one incremental step for ``rows`` = batch x beam rows)
+``decoder_step.onnx`` (one incremental step of the beam search for ``rows`` = batch x beam rows)
     Inputs:
       * ``tokens`` int64 ``[rows, 1]``: previous output token (EOS = ``eos_idx`` at step 0)
       * ``step`` int64 scalar (0-dim): 0-based position of ``tokens``
+      * ``reorder`` int64 ``[rows]``: for each row, the row of the previous step it continues (the identity at step
+        0); the self-attention caches are reordered with it inside the graph
+      * ``bias`` float32 ``[tgt_vocab]``: added to the log-probabilities before the top-k (the beam search's masks:
+        pad, ``<unk>`` penalty, EOS before ``min_len`` or only EOS at the length limit)
+      * ``k`` int64 ``[1]``: candidates per row (2 x beam)
       * ``encoder_padding_mask``, ``cross_k_{i}``, ``cross_v_{i}``: the encoder outputs, rows repeated per beam
-        (``np.repeat(x, beam, axis=0)``) and reordered with the beams like any cache
-      * ``self_k_{i}``, ``self_v_{i}`` float32 ``[rows, self_heads_i, past_len, self_head_dim_i]``: keys/values of
+        (``np.repeat(x, beam, axis=0)``); rows of finished sentences are dropped by the caller
+      * ``self_k_{i}``, ``self_v_{i}`` float32 ``[prev_rows, self_heads_i, past_len, self_head_dim_i]``: keys/values of
         the previous steps (``past_len`` = step; zeros of shape ``[rows, H, 0, d]`` at step 0)
 
     Outputs:
-      * ``logits`` float32 ``[rows, tgt_vocab]`` (unnormalized; log_softmax for scores)
+      * ``cand_lprobs`` float32 ``[rows, k]``, ``cand_ids`` int64 ``[rows, k]``: per row, the ``k`` best
+        ``log_softmax(logits) + bias`` and their token ids, best first (ties: lower id first)
       * ``new_self_k_{i}``, ``new_self_v_{i}`` ``[rows, self_heads_i, past_len + 1, self_head_dim_i]``: feed back
-        as ``self_k_{i}``/``self_v_{i}`` (after beam reordering, ``x[beam_order]``)
+        as ``self_k_{i}``/``self_v_{i}`` as they are (the next step's ``reorder`` reorders them)
 
-    Batch, source length and ``past_len`` axes are dynamic.
+    Batch, source length, ``past_len`` and ``k`` axes are dynamic.
 
 ``meta.json``
-    ``format`` (``"hat-onnx-1"``), ``quantize`` (``"none"`` or ``"int8"``, :func:`quantize_onnx`), ``source_lang``
+    ``format`` (``"hat-onnx-2"``), ``quantize`` (``"none"`` or ``"int8"``, :func:`quantize_onnx`), ``source_lang``
     / ``target_lang`` (when :func:`bundle_text_files` copied ``dict.*.txt`` and ``spm.model`` beside the graphs), ``opset``, ``exporter``, ``subnet`` (SubnetConfig dict), ``qkv_dim``,
     ``src_vocab_size``, ``tgt_vocab_size``, ``padding_idx``, ``eos_idx``, ``bos_idx`` (0), ``encoder_layers``,
     ``decoder_layers`` (a list, per layer: ``self_heads``, ``self_head_dim``, ``ende_heads``, ``ende_head_dim``,
@@ -38,19 +44,8 @@ Files written by :func:`export_onnx` into ``out_dir``:
     ``inputs``, ``outputs`` (names in order); ``decoder_step.from_encoder`` lists the encoder outputs the step
     takes (same names), ``decoder_step.cache_outputs`` maps each ``new_self_*`` output to its input.
 
-A greedy loop in numpy + onnxruntime (``device_profiling/runner.py`` implements the timing version)::
-
-    enc = dict(zip(meta["encoder"]["outputs"], enc_sess.run(None, {"src_tokens": src})))
-    feeds = {n: np.repeat(enc[n], beam, 0) for n in meta["decoder_step"]["from_encoder"]}
-    for L in meta["decoder_layers"]:
-        feeds[L["self_k"]] = feeds[L["self_v"]] = np.zeros((rows, L["self_heads"], 0, L["self_head_dim"]), np.float32)
-    tok = np.full((rows, 1), meta["eos_idx"], np.int64)
-    for t in range(max_len):
-        out = dict(zip(meta["decoder_step"]["outputs"],
-                       dec_sess.run(None, {**feeds, "tokens": tok, "step": np.array(t, np.int64)})))
-        for o, i in meta["decoder_step"]["cache_outputs"].items():
-            feeds[i] = out[o]
-        tok = out["logits"].argmax(-1)[:, None]
+:class:`hat.runtime.onnx.OnnxTranslator` runs the beam search over these graphs (the caches stay ONNX Runtime values
+between steps); ``device_profiling/runner.py`` times that search.
 """
 
 from __future__ import annotations
@@ -63,11 +58,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hat.errors import HatError
-from hat.export.graphs import build_graphs, example_inputs, graph_meta, io_names
+from hat.export.graphs import CANDIDATES, build_graphs, example_inputs, graph_meta, io_names, search_io_names
+from hat.export.step_graph import build_step_graph
 from hat.io import atomic_path, atomic_write
 from hat.optional import require
 
-FORMAT = "hat-onnx-1"
+FORMAT = "hat-onnx-2"
 DEFAULT_OPSET = 17
 
 
@@ -108,22 +104,19 @@ def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, c
     out.mkdir(parents=True, exist_ok=True)
     paths = ExportedPaths(out / "encoder.onnx", out / "decoder_step.onnx", out / "meta.json")
 
-    enc_graph, step_graph = build_graphs(model)
-    (src,), step_args = example_inputs(model, enc_graph)  # no pads; sizes >= 2 on dynamic axes
-
+    enc_graph, _ = build_graphs(model)
+    (src,), _ = example_inputs(model, enc_graph)  # no pads; sizes >= 2 on dynamic axes
     enc_axes = {"src_tokens": {0: "batch", 1: "src_len"}, "encoder_padding_mask": {0: "batch", 1: "src_len"}}
-    dec_axes = {"tokens": {0: "batch"}, "encoder_padding_mask": {0: "batch", 1: "src_len"}, "logits": {0: "batch"}}
     for i in range(n_dec):
         for kv in ("k", "v"):
             enc_axes[f"cross_{kv}_{i}"] = {0: "batch", 2: f"cross_len_{i}"}
-            dec_axes[f"cross_{kv}_{i}"] = {0: "batch", 2: f"cross_len_{i}"}
-            dec_axes[f"self_{kv}_{i}"] = {0: "batch", 2: "past_len"}
-            dec_axes[f"new_self_{kv}_{i}"] = {0: "batch", 2: "new_len"}
     try:
         _export(enc_graph, (src,), paths.encoder, names.encoder_inputs, names.encoder_outputs, enc_axes, opset,
                 exporter)
-        _export(step_graph, step_args, paths.decoder_step, names.step_inputs, names.step_outputs, dec_axes, opset,
-                exporter)
+        import onnx
+        step = build_step_graph(model)
+        with atomic_path(paths.decoder_step, keep_suffix=True) as tmp:
+            onnx.save(step, str(tmp))
     except HatError:
         raise
     except Exception as e:  # exporter internals raise many types; report one line naming the subnet
@@ -139,6 +132,8 @@ def export_onnx(model, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, c
 
     meta = graph_meta(model, FORMAT, paths.encoder.name, paths.decoder_step.name, quantize="none", opset=opset,
                       exporter=exporter)
+    step_inputs, step_outputs = search_io_names(n_dec)
+    meta["decoder_step"].update(inputs=step_inputs, outputs=step_outputs, candidates=CANDIDATES)
     update_meta(out, meta)
     return paths
 
@@ -202,8 +197,10 @@ def quantize_onnx(out_dir: str | os.PathLike, mode: str = "int8") -> list[Path]:
                 # The quantizer logs "consider pre-processing" on the root logger: shapes are already static enough.
                 logging.disable(logging.WARNING)
                 try:
+                    # the step graph's fused (com.microsoft) nodes have no ONNX shape inference: their outputs are
+                    # float32 tensors
                     quantize_dynamic(str(p), str(tmp), op_types_to_quantize=["MatMul"],
-                                     weight_type=QuantType.QInt8)
+                                     weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": 1})
                 finally:
                     logging.disable(logging.NOTSET)
             except Exception as e:  # the quantizer raises many types; one line naming the file

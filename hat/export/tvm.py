@@ -165,3 +165,32 @@ class TvmTranslator(OnnxTranslator):
 
     def run_step(self, feeds):
         return dict(zip(self.step_outputs, self._call(self.decoder, [feeds[k] for k in self.step_inputs])))
+
+    def initial_state(self, enc, beam: int) -> dict:
+        """Numpy state: encoder outputs repeated per beam and empty caches (TVM's step returns logits)."""
+        import numpy as np
+        feeds = {n: np.repeat(enc[n], beam, axis=0) for n in self.from_encoder}
+        rows = feeds["encoder_padding_mask"].shape[0]
+        for layer in self.meta["decoder_layers"]:
+            empty = np.zeros((rows, layer["self_heads"], 0, layer["self_head_dim"]), np.float32)
+            feeds[layer["self_k"]] = feeds[layer["self_v"]] = empty
+        return feeds
+
+    def step_candidates(self, state: dict, tokens, step: int, reorder, bias, k: int):
+        """Reorder the caches in numpy, run the compiled step, then log-softmax and per-row top-k in numpy."""
+        import numpy as np
+
+        from hat.runtime.onnx import log_softmax
+        from hat.runtime.search import row_candidates
+        if reorder is not None:
+            names = list(self.cache_outputs.values())
+            if len(reorder) != state["encoder_padding_mask"].shape[0]:
+                names += self.from_encoder  # beams share encoder outputs: reorder them only when sentences finish
+            for n in names:
+                state[n] = state[n][reorder]
+        state["tokens"] = np.ascontiguousarray(tokens, dtype=np.int64)
+        state["step"] = np.array(step, dtype=np.int64)
+        outs = self.run_step(state)
+        for o, i in self.cache_outputs.items():
+            state[i] = outs[o]
+        return row_candidates(log_softmax(outs["logits"]), bias, k)

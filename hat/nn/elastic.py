@@ -199,9 +199,21 @@ class ElasticMultiheadAttention(nn.Module):
             ``[B, Tq, embed]``.
         """
         p = self.dropout if self.training else 0.0
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
+        if torch.onnx.is_in_onnx_export() and not is_causal:
+            o = self._attend_for_export(q, k, v, mask)
+        else:
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
         b, _, t, _ = o.shape
         return self.out_proj(o.transpose(1, 2).reshape(b, t, self.qkv_dim))
+
+    def _attend_for_export(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
+        # SDPA exports its scale as Sqrt(Shape(q)) and guards fully masked rows with IsNaN/Where: ~10 graph nodes
+        # per attention that the static head_dim and a cross-attention mask that never masks a whole row make
+        # unnecessary (ONNX Runtime's per-node cost dominates a decoder step at batch 1).
+        scores = torch.matmul(q * (1.0 / math.sqrt(self.head_dim)), k.transpose(-2, -1))
+        if mask is not None:
+            scores = scores.masked_fill(mask.logical_not(), float("-inf"))
+        return torch.matmul(torch.softmax(scores, dim=-1), v)
 
     def active_numel(self) -> int:
         return sum(m.active_numel() for m in (self.q_proj, self.k_proj, self.v_proj, self.out_proj))

@@ -24,7 +24,7 @@ from hat.errors import HatError  # plain Python (no torch)
 from hat.runtime.batching import translate_dataset
 from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis
 
-FORMAT = "hat-onnx-1"
+FORMAT = "hat-onnx-2"
 
 
 
@@ -41,7 +41,7 @@ MAX_META_BYTES = 10_000_000
 
 
 def load_meta(model_dir: str | os.PathLike, fmt: str = FORMAT) -> dict:
-    """Read and check ``meta.json`` of an export directory (``fmt``: ``hat-onnx-1``, ``hat-tvm-1`` or
+    """Read and check ``meta.json`` of an export directory (``fmt``: ``hat-onnx-2``, ``hat-tvm-1`` or
     ``hat-ctranslate2-1``).
 
     Checked: the directory, ``meta.json`` (valid JSON object, ``format`` exactly ``fmt``; another version says so),
@@ -173,6 +173,7 @@ class OnnxTranslator(GreedyMixin):
                                  min_len=min_len, lenpen=lenpen, unk_penalty=unk_penalty)
         self.encoder_outputs = meta["encoder"]["outputs"]
         self.step_outputs = meta["decoder_step"]["outputs"]
+        self.vocab_size = int(meta["tgt_vocab_size"])
         self.from_encoder = meta["decoder_step"]["from_encoder"]
         self.cache_outputs = meta["decoder_step"]["cache_outputs"]  # new_self_k_i -> self_k_i
 
@@ -259,28 +260,51 @@ class OnnxTranslator(GreedyMixin):
         src_tokens = np.asarray(src_tokens, dtype=np.int64)
         bsz, src_len = src_tokens.shape
         search = search or self.search
-        beam = search.beam_size
-        enc = self.encode(src_tokens, src_lengths)
-        feeds: dict[str, np.ndarray] = {n: np.repeat(enc[n], beam, axis=0) for n in self.from_encoder}
-        rows = bsz * beam
+        state = self.initial_state(self.encode(src_tokens, src_lengths), search.beam_size)
+
+        def step_fn(tokens: np.ndarray, step: int, reorder: Optional[np.ndarray], bias: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:
+            return self.step_candidates(state, tokens[:, -1:], step, reorder, bias, k)
+
+        return search.search(bsz, src_len, step_fn, self.vocab_size)
+
+    def initial_state(self, enc: dict[str, np.ndarray], beam: int) -> dict:
+        """The decoding state of a batch: the encoder outputs repeated per beam (kept as numpy, reordered only when
+        sentences finish) and empty self-attention caches, as ONNX Runtime values (they never leave it)."""
+        import onnxruntime as ort
+        state = {"encoder": {n: np.repeat(enc[n], beam, axis=0) for n in self.from_encoder}, "values": {}}
+        rows = state["encoder"]["encoder_padding_mask"].shape[0]
         for layer in self.meta["decoder_layers"]:
             empty = np.zeros((rows, layer["self_heads"], 0, layer["self_head_dim"]), np.float32)
-            feeds[layer["self_k"]] = feeds[layer["self_v"]] = empty
-        cache_names = list(self.cache_outputs.values())
+            state["values"][layer["self_k"]] = ort.OrtValue.ortvalue_from_numpy(empty)
+            state["values"][layer["self_v"]] = ort.OrtValue.ortvalue_from_numpy(empty)
+        self._encoder_values(state)
+        state["identity"] = np.arange(rows, dtype=np.int64)
+        return state
 
-        def step_fn(tokens: np.ndarray, step: int, reorder: Optional[np.ndarray]) -> np.ndarray:
-            if reorder is not None:
-                # Beams of one sentence share encoder outputs: they need reordering only when sentences are dropped.
-                names = cache_names if len(reorder) == feeds["encoder_padding_mask"].shape[0] \
-                    else cache_names + self.from_encoder
-                for n in names:
-                    feeds[n] = feeds[n][reorder]
-            feeds["tokens"] = np.ascontiguousarray(tokens[:, -1:])
-            feeds["step"] = np.array(step, dtype=np.int64)
-            outs = self.run_step(feeds)
-            for o, i in self.cache_outputs.items():
-                feeds[i] = outs[o]
-            return log_softmax(outs["logits"])
+    def _encoder_values(self, state: dict) -> None:
+        import onnxruntime as ort
+        for n, x in state["encoder"].items():
+            state["values"][n] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x))
 
-        return search.search(bsz, src_len, step_fn)
-
+    def step_candidates(self, state: dict, tokens: np.ndarray, step: int, reorder: Optional[np.ndarray],
+                        bias: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One decoder step: reorder the caches (inside the graph), run it, return each row's ``k`` best
+        ``log-prob + bias`` and token ids (the step function of :meth:`hat.runtime.search.BeamSearch.search`)."""
+        import onnxruntime as ort
+        values = state["values"]
+        if reorder is None:
+            reorder = state["identity"]
+        elif len(reorder) != state["encoder"]["encoder_padding_mask"].shape[0]:
+            # sentences finished: their rows leave the encoder outputs too (the caches follow ``reorder``)
+            state["encoder"] = {n: x[reorder] for n, x in state["encoder"].items()}
+            self._encoder_values(state)
+        feeds = dict(values)
+        for name, x in (("tokens", np.ascontiguousarray(tokens, dtype=np.int64)),
+                        ("step", np.array(step, dtype=np.int64)), ("reorder", np.ascontiguousarray(reorder)),
+                        ("bias", bias), ("k", np.array([k], dtype=np.int64))):
+            feeds[name] = ort.OrtValue.ortvalue_from_numpy(x)
+        outs = self.decoder.run_with_ort_values(self.step_outputs, feeds)
+        for o, v in zip(self.step_outputs[2:], outs[2:]):
+            values[self.cache_outputs[o]] = v
+        return outs[0].numpy(), outs[1].numpy()

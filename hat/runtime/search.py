@@ -21,10 +21,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
-# step_fn(tokens[n, step + 1] int64, step, reorder[n] int64 | None) -> log-probs [n, V] float32.
+# step_fn(tokens[n, step + 1] int64, step, reorder[n] int64 | None, bias[V] float32, k) -> (values[n, k'], ids[n, k'])
 # ``reorder`` (when not None) maps each new row to the row of the previous call whose state it continues; the callee
-# must reorder its caches/encoder outputs with it *before* computing this step (rows may also be dropped).
-StepFn = Callable[[np.ndarray, int, Optional[np.ndarray]], np.ndarray]
+# must reorder its caches/encoder outputs with it *before* computing this step (rows may also be dropped). The callee
+# returns, per row, the k' = min(k, V) best ``log_softmax(logits) + bias`` and their token ids, best first, ties by
+# lower id (NaN log-probs count as -inf): a backend may compute them inside its graph (hat's ONNX step does), or
+# from full log-probs with :func:`row_candidates`.
+StepFn = Callable[[np.ndarray, int, Optional[np.ndarray], np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -97,6 +100,15 @@ def _redo_rows(x: np.ndarray, k: int, mask: np.ndarray, vals: np.ndarray, idx: n
         vals[rows] = np.take_along_axis(x[rows], full, 1)
 
 
+def row_candidates(lprobs: np.ndarray, bias: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-row candidates a step function returns, from full log-probs ``[n, V]``: the ``min(k, V)`` best of
+    ``lprobs + bias`` per row (NaN as -inf), best first, ties by lower id."""
+    x = np.array(lprobs, dtype=np.float32, copy=True)
+    x[np.isnan(x)] = -math.inf
+    x += bias
+    return topk_desc(x, min(k, x.shape[1]))
+
+
 class BeamSearch:
     """fairseq beam search over a step callback.
 
@@ -132,11 +144,24 @@ class BeamSearch:
         other.beam_size = beam_size
         return other
 
-    def search(self, bsz: int, src_len: int, step_fn: StepFn) -> list[list[Hypothesis]]:
+    def biases(self, vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What a step adds to the log-probs before its top-k (fairseq's masks): ``(normal, before min_len, at
+        max_len)``: pad -inf, ``<unk>`` -``unk_penalty``; EOS -inf before ``min_len``; only EOS at ``max_len``."""
+        normal = np.zeros(vocab, dtype=np.float32)
+        normal[self.pad] = -math.inf
+        if 0 <= self.unk < vocab:
+            normal[self.unk] -= np.float32(self.unk_penalty)
+        early = normal.copy()
+        early[self.eos] = -math.inf
+        last = np.full(vocab, -math.inf, dtype=np.float32)
+        last[self.eos] = 0.0
+        return normal, early, last
+
+    def search(self, bsz: int, src_len: int, step_fn: StepFn, vocab: int) -> list[list[Hypothesis]]:
         """Run the search for ``bsz`` sentences whose padded source width is ``src_len``.
 
         The callee's state must already be expanded to ``bsz * beam_size`` rows (sentence-major: row
-        ``i * beam + j`` is beam ``j`` of sentence ``i``).
+        ``i * beam + j`` is beam ``j`` of sentence ``i``); ``vocab`` is the target vocabulary's size.
 
         Returns:
             Per sentence, up to ``beam_size`` hypotheses sorted best first.
@@ -155,31 +180,30 @@ class BeamSearch:
         cand_offsets = np.arange(cand_size, dtype=np.int64)
         reorder_state: Optional[np.ndarray] = None
         batch_idxs: Optional[np.ndarray] = None
+        normal, early, last = self.biases(vocab)
 
         for step in range(max_len + 1):
             if reorder_state is not None and batch_idxs is not None:
                 # Rows of dropped sentences vanished: shift indices into the compacted previous batch.
                 corr = batch_idxs - np.arange(batch_idxs.size)
                 reorder_state = (reorder_state.reshape(-1, beam) + corr[:, None] * beam).reshape(-1)
-            lprobs = np.array(step_fn(tokens[:, :step + 1], step, reorder_state), dtype=np.float32, copy=True)
-            vocab = lprobs.shape[1]
-            lprobs[np.isnan(lprobs)] = -math.inf
-            lprobs[:, self.pad] = -math.inf
-            lprobs[:, self.unk] -= self.unk_penalty
-            if step >= max_len:
-                lprobs[:, :self.eos] = -math.inf
-                lprobs[:, self.eos + 1:] = -math.inf
-            elif step < self.min_len:
-                lprobs[:, self.eos] = -math.inf
+            bias = last if step >= max_len else early if step < self.min_len else normal
+            vals, ids = step_fn(tokens[:, :step + 1], step, reorder_state, bias, cand_size)
 
-            # BeamSearch.step
-            lp = lprobs.reshape(bsz, beam, vocab)
-            if step == 0:
-                lp = lp[:, :1, :]  # all beams are identical at the start
-            else:
-                lp = lp + scores.reshape(bsz, beam, -1)[:, :, step - 1][:, :, None]
-            flat = lp.reshape(bsz, -1)
-            cand_scores, idx = topk_desc(flat, min(cand_size, flat.shape[1] - 1))
+            # BeamSearch.step over each row's candidates: the best 2 x beam of (cumulative score + log-prob) over
+            # beam x vocab are among the rows' own best 2 x beam (ties: lower beam x vocab index first)
+            nb = 1 if step == 0 else beam  # all beams are identical at the start
+            k = vals.shape[1]
+            total = np.asarray(vals, dtype=np.float32).reshape(bsz, beam, k)[:, :nb]
+            if step > 0:
+                total = total + scores.reshape(bsz, beam, -1)[:, :, step - 1][:, :, None]
+            flat_idx = (np.asarray(ids, dtype=np.int64).reshape(bsz, beam, k)[:, :nb]
+                        + (np.arange(nb, dtype=np.int64) * vocab)[None, :, None]).reshape(bsz, -1)
+            total = total.reshape(bsz, -1)
+            order = np.lexsort((flat_idx, -total), axis=1)[:, :min(cand_size, nb * vocab - 1)]
+            rows = np.arange(bsz)[:, None]  # fancy indexing by (row, column): take_along_axis costs ~5x more
+            cand_scores = total[rows, order]
+            idx = flat_idx[rows, order]
             cand_beams = idx // vocab
             cand_indices = idx % vocab
             cand_bbsz_idx = cand_beams + bbsz_offsets
@@ -220,16 +244,17 @@ class BeamSearch:
             eos_mask[:, :beam] = ~((~cands_to_ignore) & (~eos_mask[:, :beam]))
             active_mask = eos_mask.astype(np.int64) * cand_size + cand_offsets[:eos_mask.shape[1]]
             active_hypos = np.argsort(active_mask, axis=1, kind="stable")[:, :beam]
-            new_cands_to_ignore = np.take_along_axis(active_mask, active_hypos, 1)
+            rows = np.arange(bsz)[:, None]
+            new_cands_to_ignore = active_mask[rows, active_hypos]
             cands_to_ignore = new_cands_to_ignore >= cand_size
             assert (~cands_to_ignore).any(axis=1).all()
 
-            active_bbsz_idx = np.take_along_axis(cand_bbsz_idx, active_hypos, 1).reshape(-1)
+            active_bbsz_idx = cand_bbsz_idx[rows, active_hypos].reshape(-1)
             tokens[:, :step + 1] = tokens[active_bbsz_idx, :step + 1]
-            tokens.reshape(bsz, beam, -1)[:, :, step + 1] = np.take_along_axis(cand_indices, active_hypos, 1)
+            tokens.reshape(bsz, beam, -1)[:, :, step + 1] = cand_indices[rows, active_hypos]
             if step > 0:
                 scores[:, :step] = scores[active_bbsz_idx, :step]
-            scores.reshape(bsz, beam, -1)[:, :, step] = np.take_along_axis(cand_scores, active_hypos, 1)
+            scores.reshape(bsz, beam, -1)[:, :, step] = cand_scores[rows, active_hypos]
             reorder_state = active_bbsz_idx
 
         # Stable sort keeps fairseq's insertion order among equal scores.

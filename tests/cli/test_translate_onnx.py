@@ -82,7 +82,7 @@ def _break(kind: str, d):
     elif kind == "missing_meta":
         (d / "meta.json").unlink()
     elif kind == "format_version":
-        meta["format"] = "hat-onnx-2"
+        meta["format"] = "hat-onnx-3"
         (d / "meta.json").write_text(json.dumps(meta))
     elif kind == "dict_size":
         lines = (d / "dict.en.txt").read_text(encoding="utf-8").splitlines()

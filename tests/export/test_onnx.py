@@ -31,6 +31,20 @@ def exported(request, tmp_path_factory):
     return model, paths
 
 
+def _step(dec_sess, meta, feeds, tokens, step, reorder=None):
+    """Run the search step with every token as a candidate (k = V, no bias); returns full log-probs ``[rows, V]``
+    rebuilt from the candidates, and the outputs by name."""
+    rows, vocab = tokens.shape[0], meta["tgt_vocab_size"]
+    res = dict(zip(meta["decoder_step"]["outputs"], dec_sess.run(None, {
+        **feeds, "tokens": tokens, "step": np.array(step, np.int64),
+        "reorder": np.arange(rows, dtype=np.int64) if reorder is None else reorder,
+        "bias": np.zeros(vocab, np.float32), "k": np.array([vocab], np.int64)})))
+    lp = np.empty((rows, vocab), np.float32)
+    np.put_along_axis(lp, res["cand_ids"], res["cand_lprobs"], 1)
+    assert (np.diff(res["cand_lprobs"], axis=1) <= 0).all()  # best first
+    return lp, res
+
+
 def _sessions(paths):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -42,7 +56,7 @@ def test_files_and_meta(exported):
     import onnx
     model, paths = exported
     meta = json.loads(paths.meta.read_text())
-    assert meta["opset"] == 17 and meta["format"] == "hat-onnx-1"
+    assert meta["opset"] == 17 and meta["format"] == "hat-onnx-2"
     assert SubnetConfig.from_dict(meta["subnet"]) == SUBNET
     assert meta["tgt_vocab_size"] == 50 and meta["eos_idx"] == 2 and meta["padding_idx"] == 1
     assert [L["num_ende_layers"] for L in meta["decoder_layers"]] == [1, 2, 3]
@@ -87,9 +101,8 @@ def test_ort_matches_torch(exported, batch, src_len):
         with torch.no_grad():
             logits, self_k, self_v = model.decoder.step(tok, torch.tensor(step), cross, self_k, self_v,
                                                         enc.padding_mask)
-        res = dict(zip(meta["decoder_step"]["outputs"],
-                       dec_sess.run(None, {**feeds, "tokens": tok.numpy(), "step": np.array(step, np.int64)})))
-        assert np.abs(res["logits"] - logits.numpy()).max() < 1e-4, f"step {step}"
+        lp, res = _step(dec_sess, meta, feeds, tok.numpy(), step)
+        assert np.abs(lp - torch.log_softmax(logits, -1).numpy()).max() < 1e-4, f"step {step}"
         assert res["new_self_k_0"].shape[2] == step + 1
         for o, i in meta["decoder_step"]["cache_outputs"].items():
             feeds[i] = res[o]
@@ -109,12 +122,36 @@ def test_step_matches_teacher_forcing(exported):
     for L in meta["decoder_layers"]:
         feeds[L["self_k"]] = feeds[L["self_v"]] = np.zeros((2, L["self_heads"], 0, L["self_head_dim"]), np.float32)
     for t in range(prev.shape[1]):
-        res = dict(zip(meta["decoder_step"]["outputs"],
-                       dec_sess.run(None, {**feeds, "tokens": prev[:, t:t + 1].numpy(),
-                                           "step": np.array(t, np.int64)})))
-        assert np.abs(res["logits"] - full[:, t].numpy()).max() < 1e-4
+        lp, res = _step(dec_sess, meta, feeds, prev[:, t:t + 1].numpy(), t)
+        assert np.abs(lp - torch.log_softmax(full[:, t], -1).numpy()).max() < 1e-4
         for o, i in meta["decoder_step"]["cache_outputs"].items():
             feeds[i] = res[o]
+
+
+def test_step_reorders_caches_and_applies_bias(exported):
+    """``reorder`` swaps the rows' caches inside the graph; ``bias`` shifts the log-probs before the top-k."""
+    model, paths = exported
+    meta = json.loads(paths.meta.read_text())
+    enc_sess, dec_sess = _sessions(paths)
+    src = torch.randint(4, 50, (1, 6), generator=torch.Generator().manual_seed(4)).repeat(2, 1)
+    feeds = dict(zip(meta["encoder"]["outputs"], enc_sess.run(None, {"src_tokens": src.numpy()})))
+    for L in meta["decoder_layers"]:
+        feeds[L["self_k"]] = feeds[L["self_v"]] = np.zeros((2, L["self_heads"], 0, L["self_head_dim"]), np.float32)
+    _, res = _step(dec_sess, meta, feeds, np.array([[2], [7]]), 0)  # two different prefixes
+    for o, i in meta["decoder_step"]["cache_outputs"].items():
+        feeds[i] = res[o]
+    straight, _ = _step(dec_sess, meta, feeds, np.array([[9], [9]]), 1)
+    swapped, _ = _step(dec_sess, meta, feeds, np.array([[9], [9]]), 1, reorder=np.array([1, 0]))
+    np.testing.assert_array_equal(swapped, straight[::-1])
+    assert not np.allclose(straight[0], straight[1])
+    bias = np.zeros(50, np.float32)
+    bias[5], bias[1] = 3.0, -np.inf
+    res = dict(zip(meta["decoder_step"]["outputs"], dec_sess.run(None, {
+        **feeds, "tokens": np.array([[9], [9]]), "step": np.array(1, np.int64), "reorder": np.array([0, 1]),
+        "bias": bias, "k": np.array([4], np.int64)})))
+    want = np.sort(straight + bias, axis=1)[:, ::-1][:, :4]
+    assert res["cand_ids"].shape == (2, 4) and 1 not in res["cand_ids"]
+    np.testing.assert_allclose(res["cand_lprobs"], want, rtol=1e-5, atol=1e-6)
 
 
 def test_ctranslate2_conversion_gives_our_hypotheses(fairseq_fixture, tmp_path):

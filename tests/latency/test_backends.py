@@ -74,23 +74,18 @@ def test_local_backends_rank_configs_alike(tiny_space):
         assert rs.latency_ms < rl.latency_ms, name
 
 
-def test_ort_and_eager_outputs_match(tiny_space, tmp_path):
-    """The timed ONNX Runtime loop computes the same logits as the timed eager loop."""
-    from hat.latency.backends.eager import EagerLoop, build_static_model
+def test_ort_loop_is_hats_whole_decode_with_forced_length(tiny_space, tmp_path):
+    """The ONNX Runtime latency loop times hat's runtime as it ships (its beam search, beam bookkeeping included),
+    with exactly ``tgt_len`` decoder steps."""
     from hat.latency.backends.onnxruntime import export_subnet, load_runner
     runner = load_runner()
     cfg = sample_configs(tiny_space, 1, seed=11)[0]
-    model = build_static_model(cfg, FAST, tiny_space.qkv_dim)
-    loop = EagerLoop(model, cfg, FAST, tiny_space.qkv_dim)
-    with torch.no_grad():
-        ref = loop.decode(loop.encode()).numpy()
     export_subnet(cfg, FAST, tiny_space.qkv_dim, tmp_path)
-    ort_model = runner.OrtSubnet(str(tmp_path))
-    feeds = ort_model.init_state(ort_model.encode(FAST.source_tokens()), FAST.beam)
-    for step, toks in enumerate(FAST.target_tokens()):
-        logits = ort_model.step(feeds, toks, step)
-    assert logits.shape == ref.shape == (FAST.beam, FAST.vocab_size)
-    assert np.abs(logits - ref).max() < 1e-4
+    loop = runner.Loop(str(tmp_path), dict(FAST.to_json_dict(), threads=1))
+    steps, real = [], loop.tr.step_candidates
+    loop.tr.step_candidates = lambda state, tok, step, *rest: (steps.append(step), real(state, tok, step, *rest))[1]
+    enc_ms, dec_ms = loop.run_once()
+    assert steps == list(range(FAST.tgt_len)) and enc_ms > 0 and dec_ms > 0
 
 
 def test_cuda_device_without_gpu(tiny_space):

@@ -8,9 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from hat.runtime.search import BeamSearch, topk_desc
+from hat.runtime.search import BeamSearch, row_candidates, topk_desc
 
 PAD, EOS, UNK = 1, 2, 3
+
+
+def candidates(lprobs_fn):
+    """A step function of the search's contract from one that returns full log-probs ``[n, V]``."""
+    return lambda tokens, step, reorder, bias, k: row_candidates(lprobs_fn(tokens, step, reorder), bias, k)
 
 
 def toy_step_fn(vocab: int, seed: int, n_sent: int, beam: int):
@@ -29,7 +34,7 @@ def toy_step_fn(vocab: int, seed: int, n_sent: int, beam: int):
         assert len(rows) == tokens.shape[0]
         return np.stack([lprobs_for(s, tuple(t[1:].tolist())) for s, t in zip(rows, tokens)])
 
-    return step_fn, lprobs_for
+    return candidates(step_fn), lprobs_for
 
 
 def exhaustive_best(lprobs_for, sent, vocab, max_len, lenpen=1.0):
@@ -51,7 +56,7 @@ def test_wide_beam_equals_exhaustive(lenpen):
     vocab, beam, n_sent, max_len = 12, 10, 3, 1
     step_fn, lp = toy_step_fn(vocab, 0, n_sent, beam)
     bs = BeamSearch(beam_size=beam, pad=PAD, eos=EOS, unk=UNK, max_len_b=max_len, lenpen=lenpen)
-    out = bs.search(n_sent, src_len=5, step_fn=step_fn)
+    out = bs.search(n_sent, src_len=5, step_fn=step_fn, vocab=vocab)
     for s in range(n_sent):
         score, seq = exhaustive_best(lp, s, vocab, max_len, lenpen)
         assert tuple(out[s][0].tokens.tolist()) == seq
@@ -63,12 +68,12 @@ def test_batch_invariance_and_score_bookkeeping(beam):
     vocab, n_sent = 30, 5
     step_fn, lp = toy_step_fn(vocab, 1, n_sent, beam)
     bs = BeamSearch(beam_size=beam, pad=PAD, eos=EOS, unk=UNK, max_len_b=12, lenpen=1.0)
-    batched = bs.search(n_sent, 7, step_fn)
+    batched = bs.search(n_sent, 7, step_fn, vocab)
     for s in range(n_sent):
         # One sentence alone: same hypotheses as in the batch (sentences finish at different steps there).
         def single(tokens, step, reorder, s=s):
             return np.stack([lp(s, tuple(t[1:].tolist())) for t in tokens])
-        alone = bs.search(1, 7, single)[0]
+        alone = bs.search(1, 7, candidates(single), vocab)[0]
         assert [h.tokens.tolist() for h in alone] == [h.tokens.tolist() for h in batched[s]]
         assert len(batched[s]) == beam
         for h in batched[s]:
@@ -84,7 +89,7 @@ def test_batch_invariance_and_score_bookkeeping(beam):
 def test_greedy_is_argmax():
     vocab = 25
     step_fn, lp = toy_step_fn(vocab, 2, 1, 1)
-    out = BeamSearch(beam_size=1, pad=PAD, eos=EOS, unk=UNK, max_len_b=10).search(1, 4, step_fn)[0][0]
+    out = BeamSearch(beam_size=1, pad=PAD, eos=EOS, unk=UNK, max_len_b=10).search(1, 4, step_fn, vocab)[0][0]
     seq = []
     for i in range(11):
         x = lp(0, tuple(seq)).copy()
@@ -107,8 +112,8 @@ def test_max_len_forces_eos_and_min_len():
         x = np.full((tokens.shape[0], vocab), -1.0, np.float32)
         x[:, EOS] = -20.0
         return x
-    out = BeamSearch(beam_size=2, pad=PAD, eos=EOS, unk=UNK, max_len_a=1.0, max_len_b=2, min_len=1).search(2, 3,
-                                                                                                            step_fn)
+    out = BeamSearch(beam_size=2, pad=PAD, eos=EOS, unk=UNK, max_len_a=1.0, max_len_b=2, min_len=1).search(
+        2, 3, candidates(step_fn), vocab)
     for hyps in out:
         assert all(len(h.tokens) == 3 * 1 + 2 + 1 for h in hyps)  # max_len = a*3+b tokens, then EOS
 

@@ -96,6 +96,8 @@ class RunnerBackend(Backend):
             for i, s in enumerate(subnets):
                 self.export_config(s, os.path.join(local, f"cfg_{i}"))
             shutil.copy(runner_path(), os.path.join(local, "runner.py"))
+            from hat.runtime.remote import copy_runtime_files
+            copy_runtime_files(local)  # the ONNX Runtime loop is hat's own runtime
             yield from self._run_with_retries(local, {str(i): s for i, s in enumerate(subnets)}, later)
         finally:
             shutil.rmtree(local, ignore_errors=True)
