@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from hat.errors import HatError
 
@@ -71,8 +71,8 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
                          source_lang: Optional[str] = None, target_lang: Optional[str] = None, beam: int = 5,
                          lenpen: float = 1.0, max_len_a: float = 0.0, max_len_b: int = 200, min_len: int = 1,
                          unk_penalty: float = 0.0, batch_size: int = 16, max_sentences: int = 0,
-                         bpe: Optional[str] = None, spm_model: Optional[str] = None, threads: int = 0
-                         ) -> Translations:
+                         bpe: Optional[str] = None, spm_model: Optional[str] = None, threads: int = 0,
+                         warn: Optional[Callable[[str], None]] = None) -> Translations:
     """Beam-search translation of a binarized split (or of raw ``input_lines``) with a checkpoint.
 
     Args:
@@ -94,12 +94,16 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
         bpe: ``none`` or ``sentencepiece`` (default: sentencepiece when ``data`` has ``spm.model``).
         spm_model: sentencepiece model (default: ``data/spm.model``).
         threads: torch intra-op threads (0 = leave as is).
+        warn: gets one line per input line longer than the model's positions (cut to fit; default
+            ``warnings.warn``).
 
     Raises:
         HatError: missing data dir, dictionaries that do not fit the model, no sentencepiece model for ``bpe``.
     """
     import torch
 
+    from hat.runtime.bounds import check_decoding
+    check_decoding(beam, batch_size, max_len_a, max_len_b, min_len)
     from hat.data import Dictionary, MMapIndexedDataset, infer_langs
     from hat.data.langs import infer_langs_any_split
     from hat.generate import SequenceGenerator, translate_dataset
@@ -134,7 +138,9 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
     refs: Optional[list[str]] = None
     tgt_sizes = None
     if input_lines is not None:
-        sources = [codec.encode_source(line) for line in input_lines]
+        from hat.runtime.bounds import cut_sources
+        sources = cut_sources([codec.encode_source(line) for line in input_lines],
+                              int(getattr(model.cfg, "max_source_positions", 1024)), tgt_dict.eos(), warn)
     else:
         prefix = os.path.join(data, f"{subset}.{src}-{tgt}.")
         src_ds = MMapIndexedDataset(prefix + src)

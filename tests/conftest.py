@@ -72,3 +72,38 @@ def run_ranks():
             assert p.returncode == 0, err[-2000:]
 
     return run
+
+
+# HAT's space around the fairseq fixture (embed 64, FFN 128, 4 heads, 2+2 layers, qkv 64): its trained weights load into
+# a SuperTransformer of this space, whose SubTransformers are real (inherited) heterogeneous models.
+FIXTURE_SPACE = dict(name="fixture_hetero", encoder_embed_dim=[64], decoder_embed_dim=[64, 48],
+                     encoder_ffn_embed_dim=[128, 64], decoder_ffn_embed_dim=[128, 96, 48], encoder_layer_num=[2],
+                     decoder_layer_num=[2], encoder_self_attention_heads=[4, 2], decoder_self_attention_heads=[4, 2],
+                     decoder_ende_attention_heads=[4, 2], decoder_arbitrary_ende_attn=[-1, 1], qkv_dim=64)
+
+
+@pytest.fixture(scope="session")
+def fixture_supernet(fairseq_fixture):
+    """The trained fairseq fixture's weights in a SuperTransformer of :data:`FIXTURE_SPACE` (eval mode)."""
+    from hat.interop.fairseq import load_transformer
+    from hat.nn import SuperTransformer
+    from hat.space import SearchSpace
+    static = load_transformer(fairseq_fixture / "checkpoint_best.pt")
+    sup = SuperTransformer(SearchSpace(**FIXTURE_SPACE), static.cfg)
+    sup.load_state_dict(static.state_dict())
+    return sup.eval()
+
+
+@pytest.fixture(scope="session")
+def fixture_subnet(fixture_supernet):
+    """``fixture_subnet(subnet)``: the static SubTransformer ``subnet`` of :func:`fixture_supernet` (eval mode)."""
+    def extract(subnet):
+        fixture_supernet.set_active_subnet(subnet)
+        return fixture_supernet.get_active_subnet().eval()
+    return extract
+
+
+@pytest.fixture(scope="session")
+def fixture_space():
+    from hat.space import SearchSpace
+    return SearchSpace(**FIXTURE_SPACE)

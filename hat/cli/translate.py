@@ -99,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         source_lang=args.source_lang, target_lang=args.target_lang, beam=args.beam, lenpen=args.lenpen,
         max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len, unk_penalty=args.unk_penalty,
         batch_size=args.batch_size, max_sentences=args.max_sentences, bpe=args.bpe, spm_model=args.spm_model,
-        threads=args.threads)
+        threads=args.threads, warn=_warn)
     best, hyps, refs, elapsed = done.best, done.hyps, done.refs, done.seconds
     _write_lines(args.output, hyps)
     if args.reference_output:
@@ -117,6 +117,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _, line, sig = sacrebleu_corpus(hyps, refs)
             print(f"SacreBLEU: {line} | {sig}", file=sys.stderr)
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"hat-translate: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _read_input(path: str) -> list[str]:
@@ -154,7 +158,7 @@ def _translate_export(args) -> int:
     if args.max_sentences > 0:
         lines = lines[:args.max_sentences]
     t0 = time.perf_counter()
-    hyps = tr.translate(lines, batch_size=args.batch_size)
+    hyps = tr.translate(lines, batch_size=args.batch_size, warn=_warn)
     elapsed = time.perf_counter() - t0
     _write_lines(args.output, hyps)
     if not args.quiet:

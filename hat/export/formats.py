@@ -227,7 +227,7 @@ class CTranslate2Format(ExportFormat):
         meta = {"format": self.meta_format, "quantize": options.quantize, "subnet": model.subnet.to_dict(),
                 "qkv_dim": int(model.qkv_dim), "src_vocab_size": cfg.src_vocab_size,
                 "tgt_vocab_size": cfg.tgt_vocab_size, "padding_idx": cfg.padding_idx, "eos_idx": cfg.eos_idx,
-                "max_target_positions": cfg.max_target_positions}
+                "max_source_positions": cfg.max_source_positions, "max_target_positions": cfg.max_target_positions}
         atomic_write(out / META, json.dumps(meta, indent=1))
         return sorted(p for p in out.iterdir() if p.is_file())
 

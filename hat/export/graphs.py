@@ -151,6 +151,7 @@ def graph_meta(model, fmt: str, encoder_file: str, decoder_file: str, **extra) -
         "padding_idx": cfg.padding_idx,
         "eos_idx": cfg.eos_idx,
         "bos_idx": 0,
+        "max_source_positions": cfg.max_source_positions,
         "max_target_positions": cfg.max_target_positions,
         "encoder_layers": subnet.encoder_layer_num,
         "decoder_layers": decoder_layer_meta(model),

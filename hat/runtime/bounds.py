@@ -15,6 +15,10 @@ under 0.7 GB; a longer-than-``max_source_positions`` input line is cut with a wa
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Callable, Optional, Sequence
+
+import numpy as np
 
 from hat.errors import HatError
 
@@ -49,3 +53,19 @@ def check_decoding(beam: int, batch_size: int = 1, max_len_a: float = 0.0, max_l
         raise HatError(f"--max-len-b must be an integer in 0..{MAX_LEN_B:,}, got {max_len_b!r}")
     if not integer(min_len) or min_len < 0:
         raise HatError(f"--min-len must be an integer >= 0, got {min_len!r}")
+
+
+def cut_sources(sources: Sequence, max_positions: int, eos: int,
+                warn: Optional[Callable[[str], None]] = None) -> list:
+    """Sources (id arrays ending with EOS) no longer than the model's ``max_positions`` tokens: a longer one keeps
+    its first ``max_positions - 1`` tokens and EOS, and ``warn`` gets one line naming it (1-based), so the other
+    lines are translated as usual (default: ``warnings.warn``)."""
+    out = []
+    for i, s in enumerate(sources):
+        if len(s) > max_positions:
+            message = (f"line {i + 1}: {len(s):,} source tokens, more than the model's {max_positions:,} positions; "
+                       f"translating its first {max_positions - 1:,}")
+            (warn or (lambda m: warnings.warn(m, stacklevel=3)))(message)
+            s = np.concatenate([np.asarray(s[:max_positions - 1], dtype=np.int64), np.array([eos], np.int64)])
+        out.append(s)
+    return out

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from hat.errors import HatError
 from hat.optional import require
 from hat.runtime.batching import generation_order, iter_batches
-from hat.runtime.bounds import check_decoding
+from hat.runtime.bounds import check_decoding, cut_sources
 from hat.runtime.onnx import load_meta
 
 FORMAT = "hat-ctranslate2-1"
@@ -86,7 +86,10 @@ class CTranslate2Translator:
                 out[i] = [tgt_index.get(t, unk) for t in r.hypotheses[0]]
         return out  # type: ignore[return-value]
 
-    def translate(self, texts: Sequence[str], batch_size: int = 16) -> list[str]:
-        """Translate raw sentences (the bundled ``spm.model`` splits them); output in input order."""
-        sources = [self.codec.encode_source(t) for t in texts]
+    def translate(self, texts: Sequence[str], batch_size: int = 16,
+                  warn: Optional[Callable[[str], None]] = None) -> list[str]:
+        """Translate raw sentences (the bundled ``spm.model`` splits them); output in input order. ``warn`` gets one
+        line per input line longer than the model's positions (cut to fit)."""
+        sources = cut_sources([self.codec.encode_source(t) for t in texts],
+                              int(self.meta.get("max_source_positions", 1024)), int(self.meta["eos_idx"]), warn)
         return [self.codec.decode_target(ids) for ids in self.translate_ids(sources, batch_size)]

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from hat.errors import HatError  # plain Python (no torch)
 from hat.runtime.batching import translate_dataset
+from hat.runtime.bounds import check_decoding, cut_sources
 from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis
 
 FORMAT = "hat-onnx-2"
@@ -158,6 +159,7 @@ class OnnxTranslator(GreedyMixin):
                  max_len_b: int = 200, min_len: int = 1, lenpen: float = 1.0, unk_penalty: float = 0.0,
                  unk: int = 3, threads: int = 1, providers: Optional[Sequence[str]] = None,
                  src_lang: Optional[str] = None, tgt_lang: Optional[str] = None):
+        check_decoding(beam_size, 1, max_len_a, max_len_b, min_len)
         self.meta = load_meta(model_dir, self.FORMAT)
         self.model_dir = Path(model_dir)
         self._langs = (src_lang, tgt_lang)
@@ -229,7 +231,8 @@ class OnnxTranslator(GreedyMixin):
             self._codec = load_export_codec(self.model_dir, self.meta, *self._langs)
         return self._codec
 
-    def translate(self, texts: Sequence[str], batch_size: int = 16, progress: bool = False) -> list[str]:
+    def translate(self, texts: Sequence[str], batch_size: int = 16, progress: bool = False,
+                  warn: Optional[Callable[[str], None]] = None) -> list[str]:
         """Translate raw sentences: sentencepiece + dictionary in, beam search, pieces joined back out.
 
         Sentences are batched by source length (fairseq-generate's order, so padding is minimal and the batches
@@ -237,11 +240,16 @@ class OnnxTranslator(GreedyMixin):
 
         Args:
             texts: one sentence per item (untokenized; the bundled ``spm.model`` splits it).
-            batch_size: sentences per batch.
+            batch_size: sentences per batch (at most :data:`hat.runtime.bounds.MAX_BATCH_SIZE`).
             progress: show a tqdm bar.
+            warn: gets one line per input line longer than the model's positions (cut to fit; default
+                ``warnings.warn``).
         """
+        check_decoding(self.search.beam_size, batch_size, self.search.max_len_a, self.search.max_len_b,
+                       self.search.min_len)
         codec = self.codec
-        sources = [codec.encode_source(t) for t in texts]
+        sources = cut_sources([codec.encode_source(t) for t in texts],
+                              int(self.meta.get("max_source_positions", 1024)), self.eos, warn)
         if not sources:
             return []
         best = translate_dataset(self, sources, batch_size=batch_size, pad=self.pad, progress=progress)

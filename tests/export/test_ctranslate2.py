@@ -11,36 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from hat.space import SearchSpace, SubnetConfig
+from hat.space import SubnetConfig
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
-# HAT's space around the fairseq fixture (embed 64, FFN 128, 4 heads, 2+2 layers, qkv 64): its trained weights load
-# into a SuperTransformer of this space, whose SubTransformers are real (inherited) heterogeneous models.
-FIXTURE_SPACE = dict(name="fixture_hetero", encoder_embed_dim=[64], decoder_embed_dim=[64, 48],
-                     encoder_ffn_embed_dim=[128, 64], decoder_ffn_embed_dim=[128, 96, 48], encoder_layer_num=[2],
-                     decoder_layer_num=[2], encoder_self_attention_heads=[4, 2], decoder_self_attention_heads=[4, 2],
-                     decoder_ende_attention_heads=[4, 2], decoder_arbitrary_ende_attn=[-1, 1], qkv_dim=64)
 # per-layer FFN widths, decoder width 48 != encoder width 64 != qkv_dim 64 on the decoder side, 2 decoder heads
 HETERO = SubnetConfig(encoder_embed_dim=64, decoder_embed_dim=48, encoder_layer_num=2, decoder_layer_num=2,
                       encoder_ffn_embed_dim=[128, 64], encoder_self_attention_heads=[4, 4],
                       decoder_ffn_embed_dim=[96, 48], decoder_self_attention_heads=[2, 2],
                       decoder_ende_attention_heads=[2, 2], decoder_arbitrary_ende_attn=[-1, -1])
-
-
-@pytest.fixture(scope="module")
-def fixture_supernet(fairseq_fixture):
-    from hat.interop.fairseq import load_transformer
-    from hat.nn import SuperTransformer
-    static = load_transformer(fairseq_fixture / "checkpoint_best.pt")
-    sup = SuperTransformer(SearchSpace(**FIXTURE_SPACE), static.cfg)
-    sup.load_state_dict(static.state_dict())
-    return sup.eval()
-
-
-def _subnet_model(sup, subnet):
-    sup.set_active_subnet(subnet)
-    return sup.get_active_subnet().eval()
 
 
 def _random_model(subnet, qkv_dim, normalize_before):
@@ -68,7 +47,7 @@ def test_heterogeneous_log_probs_equal_pytorch(tmp_path, normalize_before, qkv_d
     assert compare_ctranslate2(m, tmp_path / "ct2") < 1e-4
 
 
-def test_beam5_hypotheses_equal_pytorch_on_100_sentences(fixture_supernet, fairseq_fixture, tmp_path):
+def test_beam5_hypotheses_equal_pytorch_on_100_sentences(fixture_subnet, fairseq_fixture, tmp_path):
     """The acceptance parity: a heterogeneous SubTransformer decodes 100 Multi30k sentences to the same beam-5
     hypotheses with CTranslate2 (hat's export) and with hat's PyTorch path, except where a hypothesis reaches the
     length limit: there fairseq forces EOS (and scores it) while CTranslate2's beam search stops without it, and
@@ -77,7 +56,7 @@ def test_beam5_hypotheses_equal_pytorch_on_100_sentences(fixture_supernet, fairs
     from hat.export.formats import ExportOptions, export_format
     from hat.generate import SequenceGenerator, translate_dataset
     from hat.runtime.ctranslate2 import CTranslate2Translator
-    model = _subnet_model(fixture_supernet, HETERO)
+    model = fixture_subnet(HETERO)
     bin_dir = fairseq_fixture / "bin"
     export_format("ctranslate2").export(model, tmp_path / "ct2", ExportOptions(data=str(bin_dir)))
     src = MMapIndexedDataset(bin_dir / "valid.de-en.de")
@@ -92,10 +71,10 @@ def test_beam5_hypotheses_equal_pytorch_on_100_sentences(fixture_supernet, fairs
     assert differ == at_limit, f"hypotheses {sorted(set(differ) - set(at_limit))} differ below the length limit"
     assert len(differ) <= 10
 
-def test_int8_export_translates(fixture_supernet, fairseq_fixture, tmp_path):
+def test_int8_export_translates(fixture_subnet, fairseq_fixture, tmp_path):
     from hat.export.formats import ExportOptions, export_format
     from hat.runtime.ctranslate2 import CTranslate2Translator
-    model = _subnet_model(fixture_supernet, HETERO)
+    model = fixture_subnet(HETERO)
     done = export_format("ctranslate2").export(model, tmp_path / "ct2",
                                                ExportOptions(data=str(fairseq_fixture / "bin"), quantize="int8"))
     assert done.max_logit_diff is not None  # int8 moves log-probs by design: reported, not refused
@@ -116,13 +95,13 @@ def test_blockers_name_the_gene_and_value(change, gene, value):
     assert ctranslate2_blockers(HETERO) == []
 
 
-def test_cli_refuses_what_ctranslate2_cannot_execute_in_one_line(fixture_supernet, tmp_path):
+def test_cli_refuses_what_ctranslate2_cannot_execute_in_one_line(fixture_subnet, fixture_space, tmp_path):
     """hat-export --format ctranslate2 of a SubTransformer with arbitrary attention: one line, exit 2, nothing written."""
     from hat.checkpoints import save_checkpoint
     sub = dataclasses.replace(HETERO, decoder_arbitrary_ende_attn=[1, -1])
     ckpt = tmp_path / "sub.pt"
-    model = _subnet_model(fixture_supernet, sub)
-    save_checkpoint({"model": model.state_dict(), "space": SearchSpace(**FIXTURE_SPACE).to_dict(),
+    model = fixture_subnet(sub)
+    save_checkpoint({"model": model.state_dict(), "space": fixture_space.to_dict(),
                      "model_config": dataclasses.asdict(model.cfg), "subnet": sub.to_dict()}, ckpt)
     r = subprocess.run([sys.executable, "-c", "from hat.cli.export import main; raise SystemExit(main())",
                         "--checkpoint", str(ckpt), "--format", "ctranslate2", "--out", str(tmp_path / "out")],

@@ -15,6 +15,7 @@ from hat.runtime import OnnxTranslator, collate_source, translate_dataset
 def test_runtime_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
             "import hat.runtime, hat.runtime.onnx, hat.runtime.search, hat.runtime.batching, hat.runtime.vocab\n"
+            "import hat.runtime.ctranslate2, hat.runtime.remote, hat.runtime.bounds, hat.runtime.text\n"
             "assert sys.modules['torch'] is None\n"
             "print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -50,6 +51,33 @@ def test_onnx_beam_equals_pytorch(fixture_export, fairseq_fixture, beam):
     same = [a.tokens.tolist() == b.tokens.tolist() for a, b in zip(ours, ref)]
     assert all(same), f"{sum(same)}/20 equal"
     np.testing.assert_allclose([h.score for h in ours], [h.score for h in ref], atol=1e-4)
+
+
+# Per-layer heads and FFN widths, decoder width 48 != encoder 64, the first decoder layer attending to the last two
+# encoder layers (HAT's arbitrary encoder-decoder attention).
+HETERO_ARBITRARY = dict(encoder_embed_dim=64, decoder_embed_dim=48, encoder_layer_num=2, decoder_layer_num=2,
+                        encoder_ffn_embed_dim=[128, 64], encoder_self_attention_heads=[4, 2],
+                        decoder_ffn_embed_dim=[96, 48], decoder_self_attention_heads=[2, 4],
+                        decoder_ende_attention_heads=[4, 2], decoder_arbitrary_ende_attn=[1, -1])
+
+
+@pytest.mark.parametrize("kind", ["uniform", "heterogeneous"])
+def test_beam5_equals_pytorch_on_100_sentences(kind, fixture_export, fixture_subnet, fairseq_fixture, tmp_path):
+    """fp32 hypotheses of hat's runtime equal the PyTorch path's (hat-translate --checkpoint's generator) on 100
+    Multi30k sentences, for a uniform model and for a heterogeneous one with arbitrary encoder-decoder attention."""
+    from hat.export.onnx import export_onnx
+    from hat.generate import SequenceGenerator
+    from hat.space import SubnetConfig
+    if kind == "uniform":
+        model, out = fixture_export
+    else:
+        model, out = fixture_subnet(SubnetConfig(**HETERO_ARBITRARY)), tmp_path / "onnx"
+        export_onnx(model, out)
+    srcs = _valid_sources(fairseq_fixture, 100)
+    ours = translate_dataset(OnnxTranslator(out, beam_size=5, threads=1), srcs, batch_size=16)
+    ref = translate_dataset(SequenceGenerator(model, beam_size=5), srcs, batch_size=16)
+    differ = [i for i, (a, b) in enumerate(zip(ours, ref)) if a.tokens.tolist() != b.tokens.tolist()]
+    assert not differ, f"hypotheses {differ} differ"
 
 
 def test_greedy_helper_and_batch_shrinking(fixture_export, fairseq_fixture):
