@@ -39,22 +39,37 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
 
 def describe_load_error(e: BaseException) -> str:
-    """``Type: first line`` of a ``torch.load`` failure (an empty file raises ``EOFError`` with no message)."""
+    """One line on a ``torch.load`` failure: for a pickle that names something ``weights_only`` does not allow,
+    which global it named (torch's own message spends lines on how to load it anyway); else ``Type: first line``
+    (an empty file raises ``EOFError`` with no message)."""
+    import re
+    m = re.search(r"GLOBAL ([\w.]+)", str(e))
+    if m:
+        return (f"refused: its pickle references {m.group(1)}, which only a program may hold, not weights; nothing "
+                f"was run")
     lines = str(e).strip().splitlines()
     detail = lines[0][:200] if lines else ("empty or truncated file" if isinstance(e, EOFError) else "no details")
     return f"{type(e).__name__}: {detail}"
 
 
-def model_from_metadata(space_dict: dict, model_config: dict, subnet: Optional[dict]):
-    """SuperTransformer (``subnet`` None) or static Transformer from checkpoint metadata (weights not loaded)."""
+def model_from_metadata(space_dict: dict, model_config: dict, subnet: Optional[dict],
+                        state_dict: Optional[dict] = None, where: str = "checkpoint"):
+    """SuperTransformer (``subnet`` None) or static Transformer from checkpoint metadata (weights not loaded).
+
+    With ``state_dict``, a description larger than those weights is refused before anything is allocated
+    (:func:`hat.nn.build.check_declared_size`).
+    """
     from hat.config import from_dict
-    from hat.nn import ModelConfig
+    from hat.nn import ModelConfig, network
+    from hat.nn.build import check_declared_size
     from hat.space import SearchSpace, SubnetConfig
-    from hat.nn import network
 
     space = from_dict(SearchSpace, space_dict, "checkpoint space")
     mcfg = from_dict(ModelConfig, model_config, "checkpoint model_config")
-    return network(space, mcfg, None if subnet is None else SubnetConfig.from_dict(subnet, "checkpoint subnet"))
+    sub = None if subnet is None else SubnetConfig.from_dict(subnet, "checkpoint subnet")
+    if state_dict is not None:
+        check_declared_size(space, mcfg, sub, state_dict, where)
+    return network(space, mcfg, sub)
 
 
 def _is_fairseq(ckpt: dict) -> bool:
@@ -94,7 +109,9 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu"):
     missing = [k for k in ("model", "space", "model_config") if k not in ckpt]
     if missing:
         raise HatError(f"{p}: not a hat checkpoint (missing {', '.join(missing)})")
-    model = model_from_metadata(ckpt["space"], ckpt["model_config"], ckpt.get("subnet"))
+    if not isinstance(ckpt["model"], dict):
+        raise HatError(f"{p}: not a hat checkpoint ('model' is not a state dict)")
+    model = model_from_metadata(ckpt["space"], ckpt["model_config"], ckpt.get("subnet"), ckpt["model"], str(p))
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, TypeError, AttributeError) as e:

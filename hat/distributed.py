@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
+
+from hat.errors import HatError
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class DistInfo:
 
 def local_device(use_cuda: bool) -> torch.device:
     """This process's device: GPU ``LOCAL_RANK`` (torchrun gives each process on a node its own), else the CPU."""
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if use_cuda else torch.device("cpu")
+    return torch.device("cuda", env_int("LOCAL_RANK", 0)) if use_cuda else torch.device("cpu")
 
 
 def init_distributed(device: torch.device) -> DistInfo:
@@ -48,11 +51,34 @@ def init_distributed(device: torch.device) -> DistInfo:
     """
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env_int("WORLD_SIZE", 1, minimum=1)
     if world <= 1:
         return DistInfo()
     import torch.distributed as dist
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    rank = env_int("RANK", None, minimum=0, why=f"WORLD_SIZE={world} needs RANK (torchrun sets both)")
+    if rank >= world:
+        raise HatError(f"environment: RANK={rank} is not below WORLD_SIZE={world}")
+    info = DistInfo(rank, world, env_int("LOCAL_RANK", 0, minimum=0))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=info.rank, world_size=world)
     return info
+
+
+def env_int(name: str, default: Optional[int], minimum: int = 0, why: str = "") -> int:
+    """The integer environment variable ``name`` (``default`` when unset).
+
+    Raises:
+        HatError: unset without a default (``why`` says what needs it), not an integer, or below ``minimum``.
+    """
+    v = os.environ.get(name)
+    if v is None:
+        if default is None:
+            raise HatError(f"environment: {name} is not set" + (f"; {why}" if why else ""))
+        return default
+    try:
+        n = int(v.strip())
+    except ValueError:
+        raise HatError(f"environment: {name}={v[:40]!r} is not an integer") from None
+    if n < minimum:
+        raise HatError(f"environment: {name}={n} is below {minimum}")
+    return n

@@ -49,6 +49,8 @@ def cli_main(prog: str) -> Callable:
     def deco(fn: Callable[[Optional[Sequence[str]]], int]):
         @functools.wraps(fn)
         def wrapper(argv: Optional[Sequence[str]] = None) -> int:
+            if sys.stdout is None:  # started with stdout closed (>&-): summaries go nowhere, as to /dev/null
+                sys.stdout = open(os.devnull, "w")
             try:
                 rc = int(fn(argv) or 0)
                 sys.stdout.flush()  # a closed pipe shows up here, while we can still catch it

@@ -118,12 +118,13 @@ def atomic_path(path: PathLike, mkdir: bool = True, keep_suffix: bool = False) -
     On any exception the temp file (or folder) is removed and ``path`` keeps its old content. Stale temps of the
     same target left by dead processes are removed first.
 
-    A folder replaces only a missing or empty folder (``os.replace`` semantics); callers replacing a full folder
-    move the old one aside themselves.
+    For files; a folder written as a whole goes through :func:`atomic_dir`.
     """
     p = Path(path)
     if mkdir:
         p.parent.mkdir(parents=True, exist_ok=True)
+    if p.is_dir() and not p.is_symlink():  # name the user's path, not the temp file, in the error
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(p))
     clean_stale_temps(p)
     tmp = temp_name(p, keep_suffix)
     try:
@@ -188,6 +189,46 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
     _fsync_dir(p.parent)
 
 
+def open_append(path: PathLike, binary: bool = False) -> IO:
+    """Open ``path`` for appending (created 0644 if missing), never through a symbolic link (``O_NOFOLLOW``): a
+    link planted where a command writes its log cannot make it write to the link's target.
+
+    Raises:
+        HatError: ``path`` is a symbolic link (one line; nothing written).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise HatError(f"{path}: is a symbolic link; refusing to write through it") from None
+        raise
+    return os.fdopen(fd, "ab" if binary else "a", **({} if binary else {"encoding": "utf-8", "newline": ""}))
+
+
+def open_stream_output(path: PathLike) -> IO:
+    """Open ``path`` for text written progressively (created or truncated; UTF-8), never through a symbolic link:
+    for output that should survive an interruption in part (translations streamed batch by batch), where
+    :func:`atomic_open` would keep nothing.
+
+    Raises:
+        HatError: ``path`` is a symbolic link.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise HatError(f"{path}: is a symbolic link; refusing to write through it") from None
+        raise
+    return os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+
+
+def copy_file(src: PathLike, dst: PathLike) -> None:
+    """Copy ``src`` to ``dst`` atomically; an existing ``dst`` (even a symbolic link) is replaced, never written
+    through."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
 def file_digest(path: PathLike) -> str:
     """SHA-256 of a file's bytes (hex), read in blocks."""
     import hashlib
@@ -221,7 +262,30 @@ def save_torch(obj, path: PathLike) -> None:
     """
     import torch
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+        writer = _WriteErrors(f)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:  # torch reports a failed write as "unexpected pos ..."; say what it was
+                raise writer.error from None
+            raise
+
+
+class _WriteErrors:
+    """A binary file that remembers the first ``OSError`` its writes raised (torch.save hides it)."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 @contextlib.contextmanager
@@ -278,7 +342,7 @@ def exclusive_lock(path: PathLike, what: str = "file", wait: bool = False) -> It
         LockHeld: another process (or another writer in this one) holds it; the message names the file.
     """
     import fcntl
-    p = Path(path)
+    p = Path(path).resolve()  # two names of one file (a symlink alias) share one lock
     p.parent.mkdir(parents=True, exist_ok=True)
     lock = p.with_name(p.name + ".lock")
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)

@@ -85,6 +85,10 @@ def _fit(args) -> int:
     elif n_dup:
         print(f"{PROG}: warning: {n_dup} row(s) repeat a SubTransformer measured in an earlier row (two writers on "
               f"one file?); they weigh double in the fit. Pass --dedupe to average them", file=sys.stderr)
+    devices = sorted({r.device for r in recs if r.device})
+    if len(devices) > 1:
+        print(f"{PROG}: warning: the rows were measured on {len(devices)} devices ({', '.join(devices)}); one "
+              f"predictor fit to all of them predicts none well", file=sys.stderr)
     space = load_space(args.space or _default_space(args.data))
     wide = space.widened()  # HAT (and hat-profile --widen) measure a slightly wider space: fine for fitting
     for i, r in enumerate(recs):
@@ -116,7 +120,8 @@ def _fit(args) -> int:
 
 def _eval(args) -> int:
     from hat.predictor.evaluate import evaluate_predictor
-    m = evaluate_predictor(args.predictor, args.data, args.report, args.plot)
+    m = evaluate_predictor(args.predictor, args.data, args.report, args.plot,
+                           warn=lambda msg: print(f"{PROG}: warning: {msg}", file=sys.stderr))
     print(f"{args.predictor} on {', '.join(args.data)}: n {m['n']} rmse {m['rmse_ms']:.2f} ms mape {m['mape']:.4f} "
           f"acc10 {m['acc10']:.3f} kendall_tau {m['kendall_tau']:.3f}")
     return 0

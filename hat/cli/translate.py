@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 from hat.errors import cli_main
@@ -124,11 +125,47 @@ def _warn(message: str) -> None:
 
 
 def _read_input(path: str) -> list[str]:
-    if path != "-" and not os.path.isfile(path):
-        raise HatError(f"{path}: no such input file")
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
-    with stream:
-        return [line.rstrip("\n") for line in stream]
+    """The lines of ``path`` (``-``: stdin), split at ``\\n`` only, one trailing ``\\r`` dropped: a file and the same
+    bytes on stdin give the same lines (a bare ``\\r`` stays inside its line)."""
+    if path == "-":
+        if sys.stdin is None:
+            raise HatError("stdin is closed: nothing to translate (pass --input FILE)")
+        data = sys.stdin.buffer.read()
+    else:
+        if not os.path.isfile(path):
+            raise HatError(f"{path}: no such input file")
+        with open(path, "rb") as f:
+            data = f.read()
+    lines = data.decode("utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+# Lines translated (and written) together: a long input's output appears as it is made, so an interruption keeps
+# everything before it.
+STREAM_LINES = 1000
+
+
+def _stream(path: Optional[str], lines: Sequence[str], translate) -> int:
+    """Translate ``lines`` in chunks of :data:`STREAM_LINES` with ``translate(chunk, first_line)``, writing each
+    chunk's output (in input order) before the next starts; returns the number of lines written."""
+    if path is None or path == "-":
+        if sys.stdout is None or getattr(sys.stdout, "name", "") == os.devnull:
+            raise HatError("stdout is closed: nowhere to write the translations (pass --output FILE)")
+        out, close = sys.stdout, False
+    else:
+        from hat.io import open_stream_output
+        out, close = open_stream_output(Path(path).resolve()), True  # a link the user named is followed on purpose
+    try:
+        for start in range(0, len(lines), STREAM_LINES):
+            hyps = translate(lines[start:start + STREAM_LINES], start + 1)
+            out.write("".join(h + "\n" for h in hyps))
+            out.flush()
+    finally:
+        if close:
+            out.close()
+    return len(lines)
 
 
 def _translate_export(args) -> int:
@@ -158,11 +195,11 @@ def _translate_export(args) -> int:
     if args.max_sentences > 0:
         lines = lines[:args.max_sentences]
     t0 = time.perf_counter()
-    hyps = tr.translate(lines, batch_size=args.batch_size, warn=_warn)
+    n = _stream(args.output, lines, lambda chunk, first: tr.translate(chunk, batch_size=args.batch_size, warn=_warn,
+                                                                        first_line=first))
     elapsed = time.perf_counter() - t0
-    _write_lines(args.output, hyps)
     if not args.quiet:
-        print(f"hat-translate: {len(hyps)} sentences in {elapsed:.1f}s ({len(hyps) / max(elapsed, 1e-9):.1f} "
+        print(f"hat-translate: {n} sentences in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f} "
               f"sentences/s), beam={args.beam}, {'onnxruntime' if args.onnx else 'ctranslate2'}", file=sys.stderr)
     return 0
 

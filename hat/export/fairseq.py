@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Optional
 
 from hat.errors import HatError
+from hat.io import copy_file
 from hat.space import DECODER_LAYER_GENES, ENCODER_LAYER_GENES
 
 
@@ -40,7 +40,7 @@ def export_fairseq(model, out_dir: str | os.PathLike, data_dir: Optional[str | o
     if data_dir is not None:
         dicts = sorted(Path(data_dir).glob("dict.*.txt"))
         for p in dicts + [p for p in [Path(data_dir) / "spm.model"] if p.is_file()]:
-            shutil.copyfile(p, out / p.name)
+            copy_file(p, out / p.name)  # replaces a planted link in the output folder, never writes through it
         if len(dicts) == 2:
             src_dict, tgt_dict = out / dicts[0].name, out / dicts[1].name
     path = out / name

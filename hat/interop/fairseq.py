@@ -16,6 +16,7 @@ from typing import Any, Optional
 import torch
 
 from hat.errors import HatError
+from hat.interop.args import int_arg
 from hat.nn.config import ModelConfig
 from hat.nn.supertransformer import SuperTransformer
 from hat.nn.transformer import Transformer
@@ -123,8 +124,8 @@ def transformer_from_state(sd: dict, args: dict, where: str = "checkpoint") -> T
     if e != d:
         raise HatError(f"{where}: encoder embed dim {e} != decoder embed dim {d}; one qkv_dim cannot express that")
     el, dl = _layer_count(sd, "encoder"), _layer_count(sd, "decoder")
-    enc_heads = int(args.get("encoder_attention_heads", 8))
-    dec_heads = int(args.get("decoder_attention_heads", 8))
+    enc_heads = int_arg(args, "encoder_attention_heads", where, 8)
+    dec_heads = int_arg(args, "decoder_attention_heads", where, 8)
     subnet = SubnetConfig(
         encoder_embed_dim=int(e), decoder_embed_dim=int(d), encoder_layer_num=el, decoder_layer_num=dl,
         encoder_ffn_embed_dim=[int(sd[f"encoder.layers.{i}.fc1.weight"].shape[0]) for i in range(el)],
@@ -146,15 +147,19 @@ def transformer_from_state(sd: dict, args: dict, where: str = "checkpoint") -> T
         sd["decoder.output_projection.weight"] = sd["decoder.embed_tokens.weight"]
     cfg = ModelConfig(
         src_vocab_size=int(src_vocab), tgt_vocab_size=int(tgt_vocab),
-        padding_idx=int(args.get("pad", 1)), eos_idx=int(args.get("eos", 2)),
-        max_source_positions=int(args.get("max_source_positions", 1024)),
-        max_target_positions=int(args.get("max_target_positions", 1024)),
+        padding_idx=int_arg(args, "pad", where, 1, minimum=0), eos_idx=int_arg(args, "eos", where, 2, minimum=0),
+        max_source_positions=int_arg(args, "max_source_positions", where, 1024),
+        max_target_positions=int_arg(args, "max_target_positions", where, 1024),
         share_all_embeddings=share_all, share_decoder_input_output_embed=share_io, normalize_before=enc_nb,
         dropout=float(args.get("dropout", 0.1)), attention_dropout=float(args.get("attention_dropout", 0.0)),
         activation_dropout=float(args.get("activation_dropout", args.get("relu_dropout", 0.0)) or 0.0),
         activation_fn=str(args.get("activation_fn", "relu")),
         no_scale_embedding=bool(args.get("no_scale_embedding", False)),
     )
+    from types import SimpleNamespace
+
+    from hat.nn.build import check_declared_size
+    check_declared_size(SimpleNamespace(qkv_dim=int(e)), cfg, subnet, sd, where)
     model = Transformer(subnet, cfg, qkv_dim=int(e))
     for name in ("encoder.version", "decoder.version"):
         sd.setdefault(name, torch.Tensor([3]))

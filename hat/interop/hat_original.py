@@ -26,6 +26,8 @@ from typing import Any, Optional
 
 import torch
 
+from hat.interop.args import int_arg
+
 from hat.errors import HatError
 from hat.hat_yaml import SUBNET_KEYS
 from hat.nn.config import ModelConfig
@@ -118,9 +120,9 @@ def _dims(args: dict, where: str) -> dict[str, int]:
     missing = [k for k in need if args.get(k) is None]
     if missing:
         raise HatError(f"{where}: HAT args lack {', '.join(missing)}")
-    d = {k: int(args[k]) for k in need}
+    d = {k: int_arg(args, k, where) for k in need}
     # HAT MHA:46-49: qkv_dim defaults to the embed dim.
-    d["qkv_dim"] = int(args.get("qkv_dim") or args["encoder_embed_dim"])
+    d["qkv_dim"] = int_arg(args, "qkv_dim" if args.get("qkv_dim") else "encoder_embed_dim", where)
     return d
 
 
@@ -169,8 +171,8 @@ def model_config_from_args(args: dict, vocab_size: int, where: str = "checkpoint
     share_all = bool(args.get("share_all_embeddings", False))
     return ModelConfig(
         src_vocab_size=vocab_size, tgt_vocab_size=vocab_size, padding_idx=1, eos_idx=2,
-        max_source_positions=int(args.get("max_source_positions") or 1024),
-        max_target_positions=int(args.get("max_target_positions") or 1024),
+        max_source_positions=int_arg(args, "max_source_positions", where, 1024),
+        max_target_positions=int_arg(args, "max_target_positions", where, 1024),
         share_all_embeddings=share_all,
         share_decoder_input_output_embed=share_all or bool(args.get("share_decoder_input_output_embed", False)),
         normalize_before=False, dropout=float(args.get("dropout", 0.1)),
@@ -185,6 +187,11 @@ def model_config_from_args(args: dict, vocab_size: int, where: str = "checkpoint
 def _expected_shapes(args: dict, sd: dict, where: str) -> dict[str, tuple]:
     """The HAT state-dict key -> shape that ``args`` imply (vocab sizes from the embedding rows)."""
     d = _dims(args, where)
+    from hat.nn.build import layers_held
+    for side in ("encoder", "decoder"):
+        if d[f"{side}_layers"] > layers_held(sd, side):
+            raise HatError(f"{where}: args give {side}_layers {d[f'{side}_layers']:,} but the state dict holds "
+                           f"{layers_held(sd, side)} {side} layers")
     e, dd, q = d["encoder_embed_dim"], d["decoder_embed_dim"], d["qkv_dim"]
     out: dict[str, tuple] = {}
     for side, dim in (("encoder", e), ("decoder", dd)):
@@ -287,6 +294,8 @@ def supertransformer_from_checkpoint(ck: dict, where: str = "checkpoint") -> Sup
     sub = subnet_from_args(args, where) if is_subtransformer_checkpoint(ck) else None
     space = space_from_args(args, subtransformer=sub is not None, where=where)
     cfg = model_config_from_args(args, int(sd["decoder.embed_tokens.weight"].shape[0]), where)
+    from hat.nn.build import check_declared_size
+    check_declared_size(space, cfg, None, sd, where)
     model = SuperTransformer(space, cfg)
     _load_sliced(model, _convert_state_dict(sd, space.qkv_dim), where)
     if sub is not None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from hat.errors import HatError
-from hat.io import append_fsync, atomic_write, exclusive_lock
+from hat.io import append_fsync, atomic_write, exclusive_lock, open_append
 from hat.space import HAT_FEATURE_NAMES, SubnetConfig
 
 LATENCY_COLUMNS = ("latency_mean_encoder", "latency_mean_decoder", "latency_std_encoder", "latency_std_decoder")
@@ -326,7 +326,9 @@ class CsvAppender:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        # the file the user named, a symbolic link to it followed on purpose (one lock for every name of a file);
+        # the resolved file itself is never written through a link
+        self.path = Path(path).resolve()
         self._f = None
         self._lock = None
         self.dropped_partial_line = False
@@ -369,7 +371,7 @@ class CsvAppender:
                 need_header = False
         if need_header:  # whole header or nothing: a reader never sees half a header
             atomic_write(self.path, _csv_line(CSV_COLUMNS))
-        self._f = open(self.path, "a", encoding="utf-8", newline="")
+        self._f = open_append(self.path)
 
     def append(self, record: LatencyRecord) -> None:
         """Validate ``record`` (:meth:`LatencyRecord.validate`), then write it as one line, flushed and fsync'd.

@@ -266,6 +266,8 @@ class HatMLP:
         # artifacts before HAT's names stored "hidden" and "depth" (= hidden_layer_num + 1)
         hidden = int(s.get("hidden_dim", s.get("hidden", 400)))
         layers = int(s["hidden_layer_num"]) if "hidden_layer_num" in s else int(s["depth"]) - 1
+        if not s.get("layers"):
+            raise HatError("hat_mlp artifact has no layers")
         m = cls(hidden_dim=hidden, hidden_layer_num=layers, lat_norm=float(s["lat_norm"]))
         m.feature_norm = _np(s["feature_norm"])
         m._set_layers(s["layers"])

@@ -145,9 +145,8 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
     try:
         d = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types; all mean "not our artifact"
-        lines = str(e).strip().splitlines()
-        detail = lines[0][:200] if lines else "empty or truncated file"
-        raise HatError(f"{p}: not a latency predictor artifact ({type(e).__name__}: {detail})") from None
+        from hat.checkpoints import describe_load_error
+        raise HatError(f"{p}: not a latency predictor artifact ({describe_load_error(e)})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise HatError(f"{p}: not a latency predictor artifact (format is not '{FORMAT}')")
     if d.get("version") != VERSION:
@@ -166,7 +165,55 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
                        f"{' '.join(str(e).split())[:200]})") from None
     if d.get("space_fingerprint") and d["space_fingerprint"] != space.fingerprint():
         raise HatError(f"{p}: space fingerprint mismatch (file corrupted or edited)")
+    check_artifact(pred, d["model"], str(p))
     return pred
+
+
+def check_artifact(pred: "LatencyPredictor", state, where: str) -> None:
+    """Refuse a predictor that cannot be trusted before it steers a search: every stored number finite, weights
+    that fit its features, finite positive predictions for its own space's smallest and largest SubTransformers and
+    a few sampled ones, not all the same.
+
+    Raises:
+        HatError: one line naming the problem.
+    """
+    import random
+    bad = _first_nonfinite(state)
+    if bad is not None:
+        raise HatError(f"{where}: the predictor's weights hold {bad} (not finite): refused")
+    space = pred.space
+    configs = [space.smallest(), space.largest()] + [space.sample(random.Random(i)) for i in range(8)]
+    try:
+        ms = np.asarray(pred.predict_ms(configs), dtype=np.float64)
+    except (ValueError, RuntimeError, IndexError, TypeError, KeyError) as e:
+        raise HatError(f"{where}: the predictor's weights do not fit its features ({type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:120]})") from None
+    if ms.shape != (len(configs),) or not np.all(np.isfinite(ms)) or np.any(ms <= 0):
+        worst = next((m for m in ms.ravel() if not (np.isfinite(m) and m > 0)), ms.ravel()[:1])
+        raise HatError(f"{where}: the predictor predicts {float(np.asarray(worst).ravel()[0]):.4g} ms for a "
+                       f"SubTransformer of its own space '{space.name}' (latencies are positive): refused")
+    if np.ptp(ms) <= 1e-9 * ms.max():
+        raise HatError(f"{where}: the predictor predicts {ms[0]:.4g} ms for every SubTransformer it was checked on "
+                       f"(space '{space.name}', smallest and largest included): it cannot rank them, refused")
+
+
+def _first_nonfinite(x):
+    """The first non-finite number in a nested state (tensors, arrays, lists, dicts), or None."""
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, (list, tuple)):
+        for v in x:
+            bad = _first_nonfinite(v)
+            if bad is not None:
+                return bad
+        return None
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, (np.ndarray, float, np.floating)):
+        arr = np.asarray(x, dtype=np.float64) if np.asarray(x).dtype.kind in "fiu" else None
+        if arr is not None and not np.all(np.isfinite(arr)):
+            return float(arr[~np.isfinite(arr)].ravel()[0])
+    return None
 
 
 def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DEFAULT_MODEL, seed: int = 0,

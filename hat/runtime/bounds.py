@@ -56,14 +56,14 @@ def check_decoding(beam: int, batch_size: int = 1, max_len_a: float = 0.0, max_l
 
 
 def cut_sources(sources: Sequence, max_positions: int, eos: int,
-                warn: Optional[Callable[[str], None]] = None) -> list:
+                warn: Optional[Callable[[str], None]] = None, first_line: int = 1) -> list:
     """Sources (id arrays ending with EOS) no longer than the model's ``max_positions`` tokens: a longer one keeps
     its first ``max_positions - 1`` tokens and EOS, and ``warn`` gets one line naming it (1-based), so the other
-    lines are translated as usual (default: ``warnings.warn``)."""
+    lines are translated as usual (default: ``warnings.warn``); ``first_line`` numbers the first source."""
     out = []
     for i, s in enumerate(sources):
         if len(s) > max_positions:
-            message = (f"line {i + 1}: {len(s):,} source tokens, more than the model's {max_positions:,} positions; "
+            message = (f"line {first_line + i}: {len(s):,} source tokens, more than the model's {max_positions:,} positions; "
                        f"translating its first {max_positions - 1:,}")
             (warn or (lambda m: warnings.warn(m, stacklevel=3)))(message)
             s = np.concatenate([np.asarray(s[:max_positions - 1], dtype=np.int64), np.array([eos], np.int64)])

@@ -87,9 +87,9 @@ class CTranslate2Translator:
         return out  # type: ignore[return-value]
 
     def translate(self, texts: Sequence[str], batch_size: int = 16,
-                  warn: Optional[Callable[[str], None]] = None) -> list[str]:
+                  warn: Optional[Callable[[str], None]] = None, first_line: int = 1) -> list[str]:
         """Translate raw sentences (the bundled ``spm.model`` splits them); output in input order. ``warn`` gets one
         line per input line longer than the model's positions (cut to fit)."""
         sources = cut_sources([self.codec.encode_source(t) for t in texts],
-                              int(self.meta.get("max_source_positions", 1024)), int(self.meta["eos_idx"]), warn)
+                              int(self.meta.get("max_source_positions", 1024)), int(self.meta["eos_idx"]), warn, first_line)
         return [self.codec.decode_target(ids) for ids in self.translate_ids(sources, batch_size)]

@@ -86,7 +86,7 @@ def check_symbols(meta: dict, where) -> None:
     for key in ("src_vocab_size", "tgt_vocab_size", "padding_idx", "eos_idx"):
         v = meta.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise HatError(f"{where}: '{key}' is {str(v)[:40]!r}, not an integer >= 0; re-export it with hat-export")
+            raise HatError(f"{where}: '{key}' is {repr(v)[:40]}, not an integer >= 0; re-export it with hat-export")
     for key in ("padding_idx", "eos_idx"):
         if meta[key] >= min(meta["src_vocab_size"], meta["tgt_vocab_size"]):
             raise HatError(f"{where}: '{key}' {meta[key]} is outside the vocabulary; re-export it with hat-export")
@@ -232,7 +232,7 @@ class OnnxTranslator(GreedyMixin):
         return self._codec
 
     def translate(self, texts: Sequence[str], batch_size: int = 16, progress: bool = False,
-                  warn: Optional[Callable[[str], None]] = None) -> list[str]:
+                  warn: Optional[Callable[[str], None]] = None, first_line: int = 1) -> list[str]:
         """Translate raw sentences: sentencepiece + dictionary in, beam search, pieces joined back out.
 
         Sentences are batched by source length (fairseq-generate's order, so padding is minimal and the batches
@@ -249,7 +249,7 @@ class OnnxTranslator(GreedyMixin):
                        self.search.min_len)
         codec = self.codec
         sources = cut_sources([codec.encode_source(t) for t in texts],
-                              int(self.meta.get("max_source_positions", 1024)), self.eos, warn)
+                              int(self.meta.get("max_source_positions", 1024)), self.eos, warn, first_line)
         if not sources:
             return []
         best = translate_dataset(self, sources, batch_size=batch_size, pad=self.pad, progress=progress)

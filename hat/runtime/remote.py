@@ -121,7 +121,7 @@ def read_answers(lines, n: int, where: str) -> DeviceTranslation:
         elif "id" in res:
             i, text = res["id"], res.get("translation")
             if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
-                raise HatError(f"{where}: the device answered id {str(i)[:40]!r} (expected 0..{n - 1})")
+                raise HatError(f"{where}: the device answered id {repr(i)[:40]} (expected 0..{n - 1})")
             if not isinstance(text, str):
                 raise HatError(f"{where}: the device's translation {i} is {type(text).__name__}, not text")
             out[i] = text

@@ -83,7 +83,8 @@ class SearchLog:
         """Append one record, flushed and fsync'd before returning (no-op when read only)."""
         if not self.write:
             return
-        with open(self.path, "a") as f:
+        from hat.io import open_append
+        with open_append(self.path) as f:
             f.write(json.dumps(record, separators=(",", ":")) + "\n")
             f.flush()
             os.fsync(f.fileno())

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from hat.io import atomic_write
+from hat.io import atomic_write, open_append
 
 __all__ = ["JsonlLogger", "TensorBoardLogger"]
 
@@ -25,7 +25,7 @@ class JsonlLogger:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         if resume_update is None:
-            path.write_text("")
+            atomic_write(path, "")  # replaces whatever is there (a planted link too), never writes through it
         elif path.exists():
             # Drop records the killed run wrote after its last checkpoint: the resumed run redoes those updates.
             keep = []
@@ -37,7 +37,7 @@ class JsonlLogger:
                 if rec.get("update", 0) <= resume_update:
                     keep.append(line)
             atomic_write(path, "".join(line + "\n" for line in keep))
-        self.f = open(path, "a")
+        self.f = open_append(path)
 
     def log(self, record: dict) -> None:
         """Append ``record`` as one JSON line, on disk before returning."""
