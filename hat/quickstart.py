@@ -169,10 +169,15 @@ class Pipeline:
 
 
 def find_multi30k(data_dir: Optional[str], workdir: Path) -> dict:
-    """``{split: path prefix}`` of Multi30k raw files: from ``data_dir``, else downloaded into the workdir."""
+    """``{split: path prefix}`` of Multi30k raw files: from ``data_dir``; else a local copy
+    (:func:`hat.data.multi30k.local_multi30k`: ``$HAT_MULTI30K_DIR``, the project's shared data beside the
+    checkout) or one already downloaded into the workdir; else downloaded there."""
     from hat.data import multi30k
     if not data_dir:
-        data_dir = multi30k.download_multi30k(Path(workdir) / "raw", langs=(SRC, TGT))
+        raw = Path(workdir) / "raw"
+        data_dir = multi30k.local_multi30k((SRC, TGT))
+        if data_dir is None:
+            data_dir = multi30k.download_multi30k(raw, langs=(SRC, TGT))
     return multi30k.find_multi30k(data_dir, (SRC, TGT))
 
 

@@ -42,6 +42,22 @@ def find_multi30k(data_dir: Union[str, os.PathLike], langs: Sequence[str] = ("de
     return {s: d / s for s in splits}
 
 
+def local_multi30k(langs: Sequence[str] = ("de", "en"), splits: Sequence[str] = SPLITS) -> Optional[Path]:
+    """A local copy of Multi30k that has every ``{split}.{lang}`` (None if there is none): ``$HAT_MULTI30K_DIR``, then
+    ``shared/data/multi30k`` beside the checkout hat runs from (the project's test data), so a first run needs no
+    network where a copy exists."""
+    from hat.resources import project_root
+    env = os.environ.get("HAT_MULTI30K_DIR")
+    candidates = ([Path(env)] if env else []) + [project_root().parent / "shared" / "data" / "multi30k"]
+    for d in candidates:
+        try:
+            find_multi30k(d, langs, splits)
+        except HatError:
+            continue
+        return d
+    return None
+
+
 def download_multi30k(dest: Union[str, os.PathLike], langs: Sequence[str] = LANGS, splits: Sequence[str] = SPLITS,
                       base_url: Optional[str] = None, timeout_s: float = 30.0) -> Path:
     """Download ``{split}.{lang}.gz`` from the Multi30k GitHub repository into ``dest`` (skips existing files).
@@ -74,8 +90,8 @@ def download_multi30k(dest: Union[str, os.PathLike], langs: Sequence[str] = LANG
                         shutil.copyfileobj(r, f)
             except (urllib.error.URLError, OSError, ValueError) as e:
                 reason = getattr(e, "reason", None) or e
-                raise HatError(f"cannot download {url}: {reason} (offline? pass --data-dir with the files "
-                               f"{s}.{lang}.gz from {BASE_URL})") from None
+                raise HatError(f"cannot download {url}: {reason} (offline? pass --data-dir, or set HAT_MULTI30K_DIR, "
+                               f"to a folder with the files {s}.{lang}.gz from {BASE_URL})") from None
     return out
 
 
