@@ -179,7 +179,7 @@ def main(argv=None) -> int:
 
     profile = None
     if args.profile:
-        import hat.runtime.search as search_mod
+        import hat.runtime.beam_search as search_mod
         profile = {}
         ids = list(range(min(args.profile, n)))
         for bs in [int(x) for x in args.profile_batch_sizes.split(",")]:

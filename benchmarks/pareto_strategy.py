@@ -13,7 +13,6 @@ goes to ``benchmarks/results/pareto_strategy.json``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import random
 import sys
 from pathlib import Path
@@ -35,7 +34,9 @@ def main(argv=None) -> int:
     rec = RunRecord("pareto_strategy", out=args.results)
 
     from hat.search import load_settings
+    from hat.search.evolution import FitnessCache, LatencyCache
     from hat.search.pareto import pareto_search, spread_budgets
+    from hat.search.strategies import search_strategy
     from hat.search.synthetic import toy_latency, toy_loss
     from hat.space import load_space
     space = load_space(args.space)
@@ -46,8 +47,8 @@ def main(argv=None) -> int:
     separate = [pareto_search(space, toy_loss, toy_latency, [b], settings, random.Random(args.seed)) for b in budgets]
     rows.append(("separate", [r.results[0] for r in separate], sum(r.evaluations for r in separate)))
     for strategy in ("per_budget", "shared"):
-        s = dataclasses.replace(settings, pareto_strategy=strategy)
-        r = pareto_search(space, toy_loss, toy_latency, budgets, s, random.Random(args.seed))
+        r = search_strategy(strategy).search(space, FitnessCache(toy_loss), LatencyCache(toy_latency), budgets,
+                                             settings, random.Random(args.seed))
         rows.append((strategy, r.results, r.evaluations))
 
     print(f"space {space.name}, settings {args.settings}, seed {args.seed}; best loss per budget (tightest first)")

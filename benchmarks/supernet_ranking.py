@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     from hat.errors import HatError
     from hat.io import atomic_write
     from hat.predictor.metrics import kendall_tau
-    from hat.quickstart import finished_stages
+    from hat.pipeline import finished_stages
     from hat.space import SubnetConfig
     from hat.checkpoints import load_checkpoint, load_model
     from hat.train.evaluate import prepare_batches, valid_loss

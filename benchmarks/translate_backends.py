@@ -1,6 +1,6 @@
 """Translation throughput: PyTorch eager vs the ONNX runtime (vs TVM) on one CPU, same beam search.
 
-All backends decode with the same fairseq beam search (:class:`hat.runtime.search.BeamSearch`); only the model
+All backends decode with the same fairseq beam search (:class:`hat.runtime.beam_search.BeamSearch`); only the model
 computation differs (PyTorch incremental decoder / onnxruntime sessions / TVM Relax VM), so sentences/s compare the
 runtimes, and ``agree`` is the fraction of hypotheses identical to eager's.
 

@@ -91,7 +91,7 @@ class Loop:
 
     def __init__(self, model_dir, settings):
         from hat.runtime.onnx import OnnxTranslator
-        from hat.runtime.search import BeamSearch
+        from hat.runtime.beam_search import BeamSearch
         self.tr = OnnxTranslator(model_dir, beam_size=int(settings["beam"]), threads=int(settings["threads"]))
         steps, tr = int(settings["tgt_len"]), self.tr
         self.search = BeamSearch(beam_size=int(settings["beam"]), pad=tr.pad, eos=tr.eos, max_len_a=0.0,

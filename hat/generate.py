@@ -1,6 +1,6 @@
 """Beam search and greedy decoding for PyTorch models, reproducing fairseq 0.12's ``SequenceGenerator``.
 
-The search itself is :class:`hat.runtime.search.BeamSearch` (numpy, shared with the ONNX runtime so both backends
+The search itself is :class:`hat.runtime.beam_search.BeamSearch` (numpy, shared with the ONNX runtime so both backends
 decode identically); this module drives a ``Transformer``/``SuperTransformer`` through the fairseq incremental API:
 ``model.encoder(src_tokens, src_lengths)``, ``model.encoder.reorder_encoder_out``, ``model.decoder(prev_output_tokens,
 encoder_out, incremental_state=dict)`` and ``model.reorder_incremental_state``.
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hat.runtime.batching import collate_source, generation_order, translate_dataset
-from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis, row_candidates
+from hat.runtime.beam_search import BeamSearch, GreedyMixin, Hypothesis, row_candidates
 
 __all__ = ["SequenceGenerator", "Hypothesis", "collate_source", "generation_order", "translate_dataset"]
 

@@ -129,6 +129,20 @@ def paired_bootstrap(hyps_a: Sequence[str], hyps_b: Sequence[str], refs: Sequenc
             "ci_a": round(float(a.ci), 2), "ci_b": round(float(b.ci), 2), "n_samples": n_samples}
 
 
+def has_loop(line: str, n: int = 4, repeats: int = 3) -> bool:
+    """Whether a sentence repeats one whitespace-token ``n``-gram ``repeats`` or more times: the signature of a
+    decoder caught in a repetition loop ("a white shirt and a white shirt and ...")."""
+    toks = line.split()
+    counts = Counter(tuple(toks[i:i + n]) for i in range(len(toks) - n + 1))
+    return any(c >= repeats for c in counts.values())
+
+
+def loop_share(lines: Sequence[str], n: int = 4, repeats: int = 3) -> float:
+    """Share of ``lines`` that contain a loop (:func:`has_loop`), in [0, 1]; 0.0 for no lines. Compare a system's
+    share with its references' (natural text repeats too, rarely)."""
+    return sum(has_loop(x, n, repeats) for x in lines) / len(lines) if lines else 0.0
+
+
 def read_lines(path, allow_empty: bool = False) -> list[str]:
     """Lines of a text file without trailing newlines (UTF-8).
 

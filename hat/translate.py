@@ -102,20 +102,52 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
     """
     import torch
 
-    from hat.runtime.bounds import check_decoding
-    check_decoding(beam, batch_size, max_len_a, max_len_b, min_len)
-    from hat.data import Dictionary, MMapIndexedDataset, infer_langs
-    from hat.data.langs import infer_langs_any_split
     from hat.generate import SequenceGenerator, translate_dataset
-    from hat.runtime.text import TextCodec
+    from hat.runtime.bounds import check_decoding
 
+    check_decoding(beam, batch_size, max_len_a, max_len_b, min_len)
     if threads:
         torch.set_num_threads(threads)
+    codec, langs = _load_codec(data, subset, input_lines is not None, source_lang, target_lang, bpe, spm_model)
+    model = load_any_model(checkpoint, subnet)
+    tgt_dict = codec.tgt_dict
+    vocab = getattr(getattr(model, "cfg", None), "tgt_vocab_size", len(tgt_dict))
+    if vocab != len(tgt_dict):
+        raise HatError(f"model target vocabulary has {vocab} entries but the target dictionary in {data} has "
+                       f"{len(tgt_dict)}: wrong --data for this checkpoint?")
+    gen = SequenceGenerator(model, beam_size=beam, max_len_a=max_len_a, max_len_b=max_len_b,
+                            min_len=min_len, lenpen=lenpen, unk_penalty=unk_penalty,
+                            pad=tgt_dict.pad(), eos=tgt_dict.eos(), unk=tgt_dict.unk())
+    if input_lines is not None:
+        from hat.runtime.bounds import cut_sources
+        sources = cut_sources([codec.encode_source(line) for line in input_lines],
+                              int(getattr(model.cfg, "max_source_positions", 1024)), tgt_dict.eos(), warn)
+        refs, tgt_sizes = None, None
+    else:
+        sources, refs, tgt_sizes = _load_split(data, subset, langs, codec)
+    if max_sentences > 0:
+        sources = sources[:max_sentences]
+        refs = refs[:max_sentences] if refs is not None else None
+        tgt_sizes = tgt_sizes[:max_sentences] if tgt_sizes is not None else None
+    t0 = time.perf_counter()
+    best = translate_dataset(gen, sources, batch_size=batch_size, tgt_sizes=tgt_sizes, pad=codec.src_dict.pad())
+    seconds = time.perf_counter() - t0
+    return Translations(hyps=[codec.decode_target(h.tokens) for h in best], refs=refs, best=best, sources=sources,
+                        codec=codec, seconds=seconds)
+
+
+def _load_codec(data: str | os.PathLike, subset: str, raw_input: bool, source_lang: Optional[str],
+                target_lang: Optional[str], bpe: Optional[str], spm_model: Optional[str]):
+    """The data directory's dictionaries and sentencepiece model as one TextCodec, and the (inferred) pair."""
+    from hat.data import Dictionary, infer_langs
+    from hat.data.langs import infer_langs_any_split
+    from hat.runtime.text import TextCodec
+
     if not os.path.isdir(data):
         raise HatError(f"{data}: no such data directory")
     # Raw input needs only the pair: any split's file names tell it (the --subset default need not exist).
-    src, tgt = infer_langs(data, subset, source_lang, target_lang) if input_lines is None else \
-        infer_langs_any_split(data, subset, source_lang, target_lang)
+    src, tgt = infer_langs_any_split(data, subset, source_lang, target_lang) if raw_input else \
+        infer_langs(data, subset, source_lang, target_lang)
     src_dict = Dictionary.load(os.path.join(data, f"dict.{src}.txt"))
     tgt_dict = Dictionary.load(os.path.join(data, f"dict.{tgt}.txt"))
     if bpe == "none":
@@ -124,40 +156,22 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
         spm_model = os.path.join(data, "spm.model")
     elif bpe == "sentencepiece" and spm_model is None:
         raise HatError(f"--bpe sentencepiece needs --spm-model (no spm.model in {data})")
-    codec = TextCodec(src_dict, tgt_dict, spm_model)
+    return TextCodec(src_dict, tgt_dict, spm_model), (src, tgt)
 
-    model = load_any_model(checkpoint, subnet)
-    vocab = getattr(getattr(model, "cfg", None), "tgt_vocab_size", len(tgt_dict))
-    if vocab != len(tgt_dict):
-        raise HatError(f"model target vocabulary has {vocab} entries but {data}/dict.{tgt}.txt has "
-                       f"{len(tgt_dict)}: wrong --data for this checkpoint?")
-    gen = SequenceGenerator(model, beam_size=beam, max_len_a=max_len_a, max_len_b=max_len_b,
-                            min_len=min_len, lenpen=lenpen, unk_penalty=unk_penalty,
-                            pad=tgt_dict.pad(), eos=tgt_dict.eos(), unk=tgt_dict.unk())
 
-    refs: Optional[list[str]] = None
-    tgt_sizes = None
-    if input_lines is not None:
-        from hat.runtime.bounds import cut_sources
-        sources = cut_sources([codec.encode_source(line) for line in input_lines],
-                              int(getattr(model.cfg, "max_source_positions", 1024)), tgt_dict.eos(), warn)
-    else:
-        prefix = os.path.join(data, f"{subset}.{src}-{tgt}.")
-        src_ds = MMapIndexedDataset(prefix + src)
-        sources = [src_ds[i] for i in range(len(src_ds))]
-        if MMapIndexedDataset.exists(prefix + tgt):
-            tgt_ds = MMapIndexedDataset(prefix + tgt)
-            tgt_sizes = tgt_ds.sizes
-            refs = [codec.decode_target(tgt_ds[i], escape_unk=True) for i in range(len(tgt_ds))]
-    if max_sentences > 0:
-        sources = sources[:max_sentences]
-        refs = refs[:max_sentences] if refs is not None else None
-        tgt_sizes = tgt_sizes[:max_sentences] if tgt_sizes is not None else None
-    t0 = time.perf_counter()
-    best = translate_dataset(gen, sources, batch_size=batch_size, tgt_sizes=tgt_sizes, pad=src_dict.pad())
-    seconds = time.perf_counter() - t0
-    return Translations(hyps=[codec.decode_target(h.tokens) for h in best], refs=refs, best=best, sources=sources,
-                        codec=codec, seconds=seconds)
+def _load_split(data: str | os.PathLike, subset: str, langs: tuple[str, str], codec):
+    """A binarized split's source token ids, its references (None without a target side) and target sizes."""
+    from hat.data import MMapIndexedDataset
+
+    src, tgt = langs
+    prefix = os.path.join(data, f"{subset}.{src}-{tgt}.")
+    src_ds = MMapIndexedDataset(prefix + src)
+    sources = [src_ds[i] for i in range(len(src_ds))]
+    if not MMapIndexedDataset.exists(prefix + tgt):
+        return sources, None, None
+    tgt_ds = MMapIndexedDataset(prefix + tgt)
+    refs = [codec.decode_target(tgt_ds[i], escape_unk=True) for i in range(len(tgt_ds))]
+    return sources, refs, tgt_ds.sizes
 
 
 def translate_on_device(device, export_dir: str | os.PathLike, sentences: Sequence[str], beam: int = 5,

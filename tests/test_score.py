@@ -42,3 +42,13 @@ def test_length_mismatch_is_a_hat_error():
     refs = _corpus(10)
     with pytest.raises(HatError):
         paired_bootstrap(refs[:9], refs, refs)
+
+
+def test_loop_share_counts_sentences_with_a_4gram_repeated_three_times():
+    from hat.score import has_loop, loop_share
+    loop = "a man in a white shirt and a white shirt and a white shirt and a white shirt ."
+    assert has_loop(loop)
+    assert not has_loop("a white shirt and a white shirt and a hat .")  # twice only
+    assert not has_loop("a dog runs .")
+    assert loop_share([loop, "a dog runs .", "two men talk .", loop]) == 0.5
+    assert loop_share([]) == 0.0

@@ -29,14 +29,14 @@ PROG = "hat-predictor"
 
 def _parser() -> argparse.ArgumentParser:
     from hat.predictor.features import FEATURE_KINDS
-    from hat.predictor.models import DEFAULT_MODEL, MODEL_KINDS
+    from hat.predictor.models import DEFAULT_MODEL, model_kinds
     ap = argparse.ArgumentParser(prog=PROG, description="Fit and evaluate latency predictors.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit", help="fit a predictor on latency CSVs")
     f.add_argument("--data", nargs="+", required=True, help="latency CSV(s): HAT's published files or ours")
     f.add_argument("--device", required=True, help="device name stored in the predictor")
     f.add_argument("--out", required=True, help="predictor file to write (.pt)")
-    f.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_KINDS)
+    f.add_argument("--model", default=DEFAULT_MODEL, choices=model_kinds())
     f.add_argument("--features", default=None, choices=FEATURE_KINDS, help="feature kind (default: per model)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--space", default=None,

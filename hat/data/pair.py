@@ -229,6 +229,21 @@ def batch_by_tokens(
     Returns:
         A list of batches, each a list of example indices.
     """
+    _check_batching(max_tokens, max_sentences, num_shards, shard_id)
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch) & 0xFFFFFFFF])
+    indices = _ordered_indices(dataset, rng, shuffle)
+    num_tokens = dataset.num_tokens_vec()
+    invalid = _invalid_mask(dataset, num_tokens, max_tokens, max_positions, skip_invalid)
+    if invalid is not None:
+        indices = indices[~invalid[indices]]
+    batches = _fill_batches(indices, num_tokens, max_tokens, max_sentences)
+    if shuffle:
+        order = rng.permutation(len(batches))
+        batches = [batches[j] for j in order]
+    return _shard(batches, num_shards, shard_id)
+
+
+def _check_batching(max_tokens: Optional[int], max_sentences: Optional[int], num_shards: int, shard_id: int) -> None:
     if max_tokens is None and max_sentences is None:
         raise HatError("batch_by_tokens: give max_tokens and/or max_sentences")
     if max_tokens is not None and max_tokens <= 0:
@@ -237,32 +252,49 @@ def batch_by_tokens(
         raise HatError(f"batch_by_tokens: max_sentences must be positive, got {max_sentences}")
     if num_shards < 1 or not 0 <= shard_id < num_shards:
         raise HatError(f"batch_by_tokens: bad shard {shard_id} of {num_shards}")
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch) & 0xFFFFFFFF])
+
+
+def _ordered_indices(dataset: LanguagePairDataset, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
+    """fairseq's ``ordered_indices``: (shuffled,) then stably by target length, then by source length."""
     n = len(dataset)
     indices = rng.permutation(n).astype(np.int64) if shuffle else np.arange(n, dtype=np.int64)
-    src_sizes, tgt_sizes = dataset.src_sizes, dataset.tgt_sizes
-    if tgt_sizes is not None:
-        indices = indices[np.argsort(tgt_sizes[indices], kind="mergesort")]
-    indices = indices[np.argsort(src_sizes[indices], kind="mergesort")]
+    if dataset.tgt_sizes is not None:
+        indices = indices[np.argsort(dataset.tgt_sizes[indices], kind="mergesort")]
+    return indices[np.argsort(dataset.src_sizes[indices], kind="mergesort")]
 
-    num_tokens = dataset.num_tokens_vec()
-    invalid = np.zeros(n, dtype=bool)
+
+def _invalid_mask(
+    dataset: LanguagePairDataset,
+    num_tokens: np.ndarray,
+    max_tokens: Optional[int],
+    max_positions: Optional[tuple[int, int]],
+    skip_invalid: bool,
+) -> Optional[np.ndarray]:
+    """Examples over ``max_tokens``/``max_positions`` (None when there are none); raises unless ``skip_invalid``."""
+    src_sizes, tgt_sizes = dataset.src_sizes, dataset.tgt_sizes
+    invalid = np.zeros(len(dataset), dtype=bool)
     if max_tokens is not None:
         invalid |= num_tokens > max_tokens
     if max_positions is not None:
         invalid |= src_sizes > max_positions[0]
         if tgt_sizes is not None:
             invalid |= tgt_sizes > max_positions[1]
-    if invalid.any():
-        if not skip_invalid:
-            bad = int(np.flatnonzero(invalid)[0])
-            raise HatError(
-                f"example {bad} (source {src_sizes[bad]} / target "
-                f"{tgt_sizes[bad] if tgt_sizes is not None else '-'} tokens) exceeds max_tokens={max_tokens} "
-                f"or max_positions={max_positions}"
-            )
-        indices = indices[~invalid[indices]]
+    if not invalid.any():
+        return None
+    if not skip_invalid:
+        bad = int(np.flatnonzero(invalid)[0])
+        raise HatError(
+            f"example {bad} (source {src_sizes[bad]} / target "
+            f"{tgt_sizes[bad] if tgt_sizes is not None else '-'} tokens) exceeds max_tokens={max_tokens} "
+            f"or max_positions={max_positions}"
+        )
+    return invalid
 
+
+def _fill_batches(
+    indices: np.ndarray, num_tokens: np.ndarray, max_tokens: Optional[int], max_sentences: Optional[int]
+) -> list[list[int]]:
+    """Greedy fill while ``len(batch) * longest <= max_tokens`` and ``len(batch) <= max_sentences``."""
     batches: list[list[int]] = []
     batch: list[int] = []
     longest = 0
@@ -279,10 +311,11 @@ def batch_by_tokens(
         longest = new_longest
     if batch:
         batches.append(batch)
+    return batches
 
-    if shuffle:
-        order = rng.permutation(len(batches))
-        batches = [batches[j] for j in order]
+
+def _shard(batches: list[list[int]], num_shards: int, shard_id: int) -> list[list[int]]:
+    """This worker's batches; the first ones repeat so every shard gets the same count."""
     if num_shards > 1 and batches:
         per_shard = -(-len(batches) // num_shards)
         total = per_shard * num_shards

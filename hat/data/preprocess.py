@@ -217,6 +217,9 @@ def preprocess(settings: PreprocessSettings, force: bool = False,
                log: Optional[Callable[[str], None]] = _log_default) -> dict:
     """Run the whole pipeline (see module docstring); return the ``preprocess.json`` content.
 
+    Each stage reuses what a previous run with the same settings finished; once a stage is rebuilt, every later one
+    is too.
+
     Args:
         settings: what to do.
         force: delete previous outputs in ``destdir`` and redo everything.
@@ -228,6 +231,29 @@ def preprocess(settings: PreprocessSettings, force: bool = False,
     """
     say = log or (lambda _m: None)
     s = settings
+    _check_settings(s)
+    langs = (s.src, s.tgt)
+    # Inputs first, so a typo fails before anything is written.
+    inputs = {(split, lang): resolve_text(pref, lang) for split, pref in s.splits() for lang in langs}
+    dest, previous, meta = _start(s, force)
+    limits = {split: (s.max_train_lines if split == "train" else None) for split, _ in s.splits()}
+    counts = _count_pairs(s, inputs, limits)
+    text_files, redo = _subwords(s, dest, inputs, limits, counts, meta, say)
+    dicts, dict_paths, redo = _dictionaries(s, dest, text_files, redo, say)
+    meta["vocab"] = {lang: len(dicts[lang]) for lang in langs}
+    _binarize_splits(s, dest, inputs, text_files, dicts, counts, previous, meta, redo, say)
+    for lang in langs:
+        final = dest / f"dict.{lang}.txt"
+        if redo or not final.is_file() or final.read_bytes() != dict_paths[lang].read_bytes():
+            atomic_write(final, dict_paths[lang].read_bytes())
+    meta["status"] = "done"
+    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _write_json(dest / "preprocess.json", meta)
+    say(f"done: {dest} (vocab {meta['vocab'][s.src]}, train {counts['train']} pairs)")
+    return meta
+
+
+def _check_settings(s: PreprocessSettings) -> None:
     if s.bpe not in ("sentencepiece", "none"):
         raise HatError(f"bad --bpe '{s.bpe}': expected sentencepiece or none")
     if s.bpe == "sentencepiece" and s.bpe_vocab < 8:
@@ -236,13 +262,11 @@ def preprocess(settings: PreprocessSettings, force: bool = False,
         raise HatError(f"source and target language are both '{s.src}'")
     if s.max_train_lines is not None and s.max_train_lines <= 0:
         raise HatError(f"--max-train-lines must be positive, got {s.max_train_lines}")
-    langs = (s.src, s.tgt)
 
-    # Inputs first, so a typo fails before anything is written.
-    inputs: dict[tuple[str, str], Path] = {}
-    for split, pref in s.splits():
-        for lang in langs:
-            inputs[split, lang] = resolve_text(pref, lang)
+
+def _start(s: PreprocessSettings, force: bool) -> tuple[Path, dict, dict]:
+    """The output folder (cleaned with ``force``), the previous run's ``preprocess.json`` (same settings only) and
+    this run's, written as ``running``."""
     dest = Path(s.destdir)
     meta_path = dest / "preprocess.json"
     if force and dest.is_dir():
@@ -256,34 +280,41 @@ def preprocess(settings: PreprocessSettings, force: bool = False,
             previous = {}
         if previous.get("settings") != s.fingerprint():
             raise HatError(f"{dest}: holds output of different preprocessing settings; use --force to redo")
-    meta = {"settings": s.fingerprint(), "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                      time.gmtime())}
+    meta = {"settings": s.fingerprint(), "status": "running",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write_json(meta_path, meta)
+    return dest, previous, meta
 
-    limits = {split: (s.max_train_lines if split == "train" else None) for split, _ in s.splits()}
+
+def _count_pairs(s: PreprocessSettings, inputs: dict, limits: dict) -> dict[str, int]:
+    """Lines per split (both sides must agree; train must not be empty)."""
     counts: dict[str, int] = {}
     for split, _ in s.splits():
-        n = {lang: count_lines(inputs[split, lang], limits[split]) for lang in langs}
+        n = {lang: count_lines(inputs[split, lang], limits[split]) for lang in (s.src, s.tgt)}
         if n[s.src] != n[s.tgt]:
             raise HatError(f"{split}: {inputs[split, s.src]} has {n[s.src]} lines but "
                            f"{inputs[split, s.tgt]} has {n[s.tgt]}")
         counts[split] = n[s.src]
     if counts["train"] == 0:
         raise HatError(f"{inputs['train', s.src]}: training data is empty")
+    return counts
 
-    redo = False  # once a stage is rebuilt, everything after it is too
-    # 1. sentencepiece model
+
+def _subwords(s: PreprocessSettings, dest: Path, inputs: dict, limits: dict, counts: dict, meta: dict,
+              say) -> tuple[dict, bool]:
+    """Stages 1-2: the sentencepiece model and every split encoded with it (or pre-tokenized input, train cut to
+    ``max_train_lines``). Returns the text file per (split, lang) and whether anything was rebuilt."""
+    redo = False
     text_files: dict[tuple[str, str], Path] = dict(inputs)
+    langs = (s.src, s.tgt)
     if s.bpe == "sentencepiece":
         from hat.data.bpe import SentencePieceBPE
-
         if not (dest / "spm.model").is_file():
             say(f"training sentencepiece BPE (vocab {s.bpe_vocab}) on {counts['train']} train pairs")
             train_sentencepiece(s, [inputs["train", lang] for lang in langs], dest / "spm")
             redo = True
         bpe = SentencePieceBPE(dest / "spm.model")
         meta["spm_vocab"] = len(bpe.sp)
-        # 2. encode every split
         (dest / "bpe").mkdir(exist_ok=True)
         for split, _ in s.splits():
             for lang in langs:
@@ -302,58 +333,52 @@ def preprocess(settings: PreprocessSettings, force: bool = False,
             if redo or not out.is_file():
                 write_lines_atomic(out, read_lines(inputs["train", lang], s.max_train_lines))
                 redo = True
+    return text_files, redo
 
-    # 3. dictionaries: staged in bpe/ and published to destdir only when everything is binarized, so
-    # "dict.{src}.txt exists" means "finished" to readers (hat-train checks exactly that).
+
+def _dictionaries(s: PreprocessSettings, dest: Path, text_files: dict, redo: bool, say) -> tuple[dict, dict, bool]:
+    """Stage 3: the dictionaries, staged in ``bpe/`` and published to ``destdir`` only when everything is binarized,
+    so "dict.{src}.txt exists" means "finished" to readers (hat-train checks exactly that)."""
+    langs = (s.src, s.tgt)
     (dest / "bpe").mkdir(exist_ok=True)
     dict_paths = {lang: dest / "bpe" / f"dict.{lang}.txt" for lang in langs}
-    if redo or not all(p.is_file() for p in dict_paths.values()):
-        say("building dictionaries")
-        if s.joined_dictionary:
-            c: Counter = Counter()
-            for lang in langs:
-                Dictionary.count_tokens(read_lines(text_files["train", lang]), c)
-            joined = Dictionary.build(c, s.threshold, padding_factor=s.padding_factor)
-            dicts = {lang: joined for lang in langs}
-        else:
-            dicts = {lang: Dictionary.build(Dictionary.count_tokens(read_lines(text_files["train", lang])),
-                                            s.threshold, padding_factor=s.padding_factor) for lang in langs}
+    if not redo and all(p.is_file() for p in dict_paths.values()):
+        return {lang: Dictionary.load(dict_paths[lang]) for lang in langs}, dict_paths, redo
+    say("building dictionaries")
+    if s.joined_dictionary:
+        c: Counter = Counter()
         for lang in langs:
-            dicts[lang].save(dict_paths[lang])
-        redo = True
+            Dictionary.count_tokens(read_lines(text_files["train", lang]), c)
+        joined = Dictionary.build(c, s.threshold, padding_factor=s.padding_factor)
+        dicts = {lang: joined for lang in langs}
     else:
-        dicts = {lang: Dictionary.load(dict_paths[lang]) for lang in langs}
-    meta["vocab"] = {lang: len(dicts[lang]) for lang in langs}
+        dicts = {lang: Dictionary.build(Dictionary.count_tokens(read_lines(text_files["train", lang])),
+                                        s.threshold, padding_factor=s.padding_factor) for lang in langs}
+    for lang in langs:
+        dicts[lang].save(dict_paths[lang])
+    return dicts, dict_paths, True
 
-    # 4. binarize (+ raw references)
+
+def _binarize_splits(s: PreprocessSettings, dest: Path, inputs: dict, text_files: dict, dicts: dict, counts: dict,
+                     previous: dict, meta: dict, redo: bool, say) -> None:
+    """Stage 4: every split binarized (+ raw references), ``preprocess.json`` updated per split so a resume can
+    reuse counts."""
     stats: dict[str, dict] = {}
     for split, _ in s.splits():
         stats[split] = {"lines": counts[split]}
-        for lang in langs:
+        for lang in (s.src, s.tgt):
             prefix = dest / f"{split}.{s.src}-{s.tgt}.{lang}"
-            if redo or not dataset_exists(prefix):
-                say(f"binarizing {split}.{lang}")
+            old = None if redo or not dataset_exists(prefix) else \
+                previous.get("splits", {}).get(split, {}).get(lang)
+            if old is None:
+                if redo or not dataset_exists(prefix):
+                    say(f"binarizing {split}.{lang}")
                 st = binarize(text_files[split, lang], dicts[lang], prefix)
-                stats[split][lang] = {"tokens": st["tokens"], "unk": st["unk"]}
-            else:
-                old = previous.get("splits", {}).get(split, {}).get(lang)
-                if old is None:
-                    st = binarize(text_files[split, lang], dicts[lang], prefix)
-                    old = {"tokens": st["tokens"], "unk": st["unk"]}
-                stats[split][lang] = old
+                old = {"tokens": st["tokens"], "unk": st["unk"]}
+            stats[split][lang] = old
             if split != "train":
                 raw = dest / f"{split}.raw.{lang}"
                 if redo or not raw.is_file():
                     write_lines_atomic(raw, read_lines(inputs[split, lang]))
         meta["splits"] = stats
-        _write_json(meta_path, meta)  # per-split progress, so a resume can reuse counts
-
-    for lang in langs:
-        final = dest / f"dict.{lang}.txt"
-        if redo or not final.is_file() or final.read_bytes() != dict_paths[lang].read_bytes():
-            atomic_write(final, dict_paths[lang].read_bytes())
-    meta["status"] = "done"
-    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    _write_json(meta_path, meta)
-    say(f"done: {dest} (vocab {meta['vocab'][s.src]}, train {counts['train']} pairs)")
-    return meta
+        _write_json(dest / "preprocess.json", meta)

@@ -181,7 +181,7 @@ class TvmTranslator(OnnxTranslator):
         import numpy as np
 
         from hat.runtime.onnx import log_softmax
-        from hat.runtime.search import row_candidates
+        from hat.runtime.beam_search import row_candidates
         if reorder is not None:
             names = list(self.cache_outputs.values())
             if len(reorder) != state["encoder_padding_mask"].shape[0]:

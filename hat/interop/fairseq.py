@@ -233,6 +233,34 @@ def save_transformer(model: Transformer | SuperTransformer, path: str | os.PathL
     """
     if isinstance(model, SuperTransformer):
         model = model.get_active_subnet()
+    _check_saveable(model)
+    args = _fairseq_args(model, src_dict_path, tgt_dict_path)
+    args.update(extra_args or {})
+    state, seen = {}, {}
+    for k, v in model.state_dict().items():
+        # Keep tied weights as one tensor (fairseq's own files share storage between the 3 embedding keys).
+        key = (v.data_ptr(), v.shape, v.dtype)
+        if key not in seen:
+            seen[key] = v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone()
+        state[k] = seen[key]
+    ck = {
+        "args": argparse.Namespace(**args),
+        "cfg": None,
+        "model": state,
+        "criterion": None,
+        # fairseq's _upgrade_state_dict reads these when resuming; harmless for inference.
+        "optimizer_history": [{"criterion_name": "LabelSmoothedCrossEntropyCriterion", "optimizer_name": "FairseqAdam",
+                               "lr_scheduler_state": {"best": None}, "num_updates": 0}],
+        "task_state": {},
+        "extra_state": {"epoch": 1, "val_loss": None, "train_iterator": {"epoch": 1}},
+        "last_optimizer_state": None,
+    }
+    from hat.io import save_torch
+    save_torch(ck, path)
+
+
+def _check_saveable(model: Transformer) -> None:
+    """Raise HatError naming every gene fairseq's transformer cannot represent."""
     subnet, cfg = model.subnet, model.cfg
     problems = fairseq_compat_problems(subnet, model.qkv_dim)
     if cfg.hat_compat and (subnet.encoder_embed_dim, subnet.decoder_embed_dim) != (
@@ -243,6 +271,12 @@ def save_transformer(model: Transformer | SuperTransformer, path: str | os.PathL
         raise HatError(f"cannot save as a fairseq transformer: {'; '.join(problems)}")
     if cfg.share_all_embeddings and subnet.encoder_embed_dim != subnet.decoder_embed_dim:
         raise HatError("share_all_embeddings needs equal encoder and decoder embed dims in fairseq")
+
+
+def _fairseq_args(model: Transformer, src_dict_path: Optional[str | os.PathLike],
+                  tgt_dict_path: Optional[str | os.PathLike]) -> dict[str, Any]:
+    """fairseq 0.12's ``args`` for a uniform ``transformer`` of ``model``'s sizes."""
+    subnet, cfg = model.subnet, model.cfg
     e, d = subnet.encoder_embed_dim, subnet.decoder_embed_dim
     data_dir = str(Path(src_dict_path).parent) if src_dict_path is not None else ""
     args = dict(
@@ -270,25 +304,4 @@ def save_transformer(model: Transformer | SuperTransformer, path: str | os.PathL
         encoder_layers_to_keep=None, decoder_layers_to_keep=None, encoder_layerdrop=0, decoder_layerdrop=0,
         quant_noise_pq=0, quant_noise_pq_block_size=8, quant_noise_scalar=0,
     )
-    args.update(extra_args or {})
-    state, seen = {}, {}
-    for k, v in model.state_dict().items():
-        # Keep tied weights as one tensor (fairseq's own files share storage between the 3 embedding keys).
-        key = (v.data_ptr(), v.shape, v.dtype)
-        if key not in seen:
-            seen[key] = v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).clone()
-        state[k] = seen[key]
-    ck = {
-        "args": argparse.Namespace(**args),
-        "cfg": None,
-        "model": state,
-        "criterion": None,
-        # fairseq's _upgrade_state_dict reads these when resuming; harmless for inference.
-        "optimizer_history": [{"criterion_name": "LabelSmoothedCrossEntropyCriterion", "optimizer_name": "FairseqAdam",
-                               "lr_scheduler_state": {"best": None}, "num_updates": 0}],
-        "task_state": {},
-        "extra_state": {"epoch": 1, "val_loss": None, "train_iterator": {"epoch": 1}},
-        "last_optimizer_state": None,
-    }
-    from hat.io import save_torch
-    save_torch(ck, path)
+    return args

@@ -96,3 +96,16 @@ class SuperTransformer(EncoderDecoderModel):
     def count_params(self, subnet: Optional[SubnetConfig] = None) -> int:
         """Parameters of the (active or given) subnet without embeddings and output projection (as HAT)."""
         return count_subnet_params(subnet or self.active_subnet, self.qkv_dim, self.cfg.normalize_before)
+
+
+def space_fits(space: SearchSpace, supernet_space: SearchSpace) -> list[str]:
+    """Why a SuperTransformer trained on ``supernet_space`` cannot serve a search of ``space`` (empty: it can): the
+    same q/k/v width, and no dimension or layer count beyond the supernet's."""
+    problems = []
+    if space.qkv_dim != supernet_space.qkv_dim:
+        problems.append(f"qkv_dim {space.qkv_dim} != {supernet_space.qkv_dim}")
+    for name in ("max_encoder_embed_dim", "max_decoder_embed_dim", "max_encoder_ffn_embed_dim",
+                 "max_decoder_ffn_embed_dim", "max_encoder_layer_num", "max_decoder_layer_num"):
+        if getattr(space, name) > getattr(supernet_space, name):
+            problems.append(f"{name} {getattr(space, name)} > {getattr(supernet_space, name)}")
+    return problems

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from hat.errors import HatError
+from hat.registry import Registry, make_register
 
 # HAT's latency_predictor.py hyperparameters, as every configs/<task>/latency_predictor/*.yml in HAT's repository
 # (commit 70e5a279) gives them; tests/predictor/test_models.py checks them against those files.
@@ -353,18 +354,29 @@ class MLPEnsemble:
         return m
 
 
-MODELS = {"cost_linear": CostLinear, "hat_mlp": HatMLP, "mlp": MLPEnsemble}
-MODEL_KINDS = tuple(MODELS)
+# name -> model class. The contract (tests/predictor/test_models.py runs it on every member): a ``kind`` attribute
+# equal to its name, a constructor whose keyword options all have defaults, ``fit(X, y, X_val=None, y_val=None,
+# seed=0, init=None) -> self`` (``init``: a fitted model to start from), ``predict(X) -> ndarray`` of positive
+# latencies, ``state() -> dict`` that torch saves with weights_only, and the classmethod ``from_state(state)``.
+MODELS: Registry = Registry("predictor model")
+register_predictor_model = make_register(MODELS)
+for _cls in (CostLinear, HatMLP, MLPEnsemble):
+    register_predictor_model(_cls.kind, _cls)
 DEFAULT_MODEL = "cost_linear"  # chosen on validation MAPE of HAT's four datasets (docs/benchmarks.md)
 
 
+def model_kinds() -> list[str]:
+    """The registered predictor model names (built-ins first)."""
+    return MODELS.names()
+
+
 def make_model(kind: str, **options):
-    """A fresh, unfitted model of ``kind`` (one of :data:`MODEL_KINDS`); ``options`` go to its constructor
+    """A fresh, unfitted model of ``kind`` (one of :func:`model_kinds`); ``options`` go to its constructor
     (e.g. ``steps=200`` for a quick MLP)."""
     if kind not in MODELS:
-        raise HatError(f"unknown predictor model '{kind}'; choose one of {', '.join(MODEL_KINDS)}")
+        raise HatError(f"unknown predictor model '{kind}'; choose one of {', '.join(model_kinds())}")
     try:
-        return MODELS[kind](**options)
+        return MODELS.get(kind)(**options)
     except TypeError as e:
         raise HatError(f"bad options for predictor model '{kind}': {e}") from None
 

@@ -156,7 +156,7 @@ def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
         raise HatError(f"{p}: unknown predictor model kind '{kind}'")
     try:
         space = SearchSpace(**d["space"])
-        pred = LatencyPredictor(MODELS[kind].from_state(d["model"]), FeatureSchema.from_dict(d["feature_schema"]),
+        pred = LatencyPredictor(MODELS.get(kind).from_state(d["model"]), FeatureSchema.from_dict(d["feature_schema"]),
                                 d["device"], space, d.get("metrics"), d.get("train"), d.get("cv"))
     except HatError as e:
         raise HatError(f"{p}: malformed predictor artifact: {e}") from None
@@ -226,7 +226,7 @@ def fit_predictor(records, device: str, space: SearchSpace, model_kind: str = DE
         records: :class:`~hat.latency.records.LatencyRecord` list (HAT's files or ours).
         device: device name stored in the artifact.
         space: search space the predictor serves (HAT's files were sampled from a slightly wider space: fine).
-        model_kind: one of :data:`hat.predictor.models.MODEL_KINDS`.
+        model_kind: one of :func:`hat.predictor.models.model_kinds`.
         seed: seeds the train/val split and the model's initialization.
         init: few-shot transfer: start from (and regularize towards) this predictor of another device; its model
             kind and features are reused.

@@ -1,6 +1,6 @@
 """Deployment runtime: numpy + onnxruntime only (importing it never imports torch).
 
-- :class:`~hat.runtime.search.BeamSearch`, :class:`~hat.runtime.search.Hypothesis`: fairseq 0.12 beam search over a
+- :class:`~hat.runtime.beam_search.BeamSearch`, :class:`~hat.runtime.beam_search.Hypothesis`: fairseq 0.12 beam search over a
   step callback (shared with :mod:`hat.generate`).
 - :class:`~hat.runtime.onnx.OnnxTranslator`: greedy/beam translation with an ONNX export (:mod:`hat.export.onnx`).
 - :func:`~hat.runtime.batching.translate_dataset`, :func:`~hat.runtime.batching.collate_source`.
@@ -11,7 +11,7 @@
 
 from hat.runtime.batching import collate_source, generation_order, translate_dataset
 from hat.runtime.onnx import OnnxTranslator, load_meta, log_softmax
-from hat.runtime.search import BeamSearch, Hypothesis
+from hat.runtime.beam_search import BeamSearch, Hypothesis
 from hat.runtime.text import ESCAPED_UNK, TextCodec, load_export_codec
 from hat.runtime.vocab import Vocabulary
 

@@ -6,7 +6,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from hat.runtime.search import Hypothesis
+from hat.runtime.beam_search import Hypothesis
 
 
 def collate_source(samples: Sequence, pad: int = 1, left_pad: bool = True) -> tuple[np.ndarray, np.ndarray]:

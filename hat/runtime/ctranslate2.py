@@ -33,7 +33,7 @@ class CTranslate2Translator:
 
     Args:
         model_dir: ``hat-export --format ctranslate2 --data DATA`` output.
-        beam_size, max_len_a, max_len_b, min_len, lenpen: as fairseq's (:class:`hat.runtime.search.BeamSearch`).
+        beam_size, max_len_a, max_len_b, min_len, lenpen: as fairseq's (:class:`hat.runtime.beam_search.BeamSearch`).
         threads: CTranslate2 ``intra_threads`` (``inter_threads`` is 1).
         compute_type: CTranslate2's (``default`` = the stored weights' type; ``int8``, ``float32``).
         src_lang, tgt_lang: languages of the bundled dictionaries (default: ``meta.json``'s).

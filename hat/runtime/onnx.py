@@ -1,6 +1,6 @@
 """Translate with the exported ONNX encoder + decoder step (:mod:`hat.export.onnx` layout), numpy + onnxruntime only.
 
-Decoding uses the same fairseq beam search as the PyTorch path (:class:`hat.runtime.search.BeamSearch`), so given the
+Decoding uses the same fairseq beam search as the PyTorch path (:class:`hat.runtime.beam_search.BeamSearch`), so given the
 same log-probabilities both produce the same hypotheses.
 
 Example:
@@ -23,7 +23,7 @@ import numpy as np
 from hat.errors import HatError  # plain Python (no torch)
 from hat.runtime.batching import translate_dataset
 from hat.runtime.bounds import check_decoding, cut_sources
-from hat.runtime.search import BeamSearch, GreedyMixin, Hypothesis
+from hat.runtime.beam_search import BeamSearch, GreedyMixin, Hypothesis
 
 FORMAT = "hat-onnx-2"
 
@@ -137,7 +137,7 @@ class OnnxTranslator(GreedyMixin):
 
     Args:
         model_dir: folder with ``encoder.onnx``, ``decoder_step.onnx``, ``meta.json``.
-        beam_size, max_len_a, max_len_b, min_len, lenpen, unk_penalty: as :class:`hat.runtime.search.BeamSearch`.
+        beam_size, max_len_a, max_len_b, min_len, lenpen, unk_penalty: as :class:`hat.runtime.beam_search.BeamSearch`.
         unk: ``<unk>`` id (fairseq dictionaries: 3).
         threads: onnxruntime intra-op threads (0 = onnxruntime's default).
         providers: onnxruntime execution providers (default CPU).
@@ -298,7 +298,7 @@ class OnnxTranslator(GreedyMixin):
     def step_candidates(self, state: dict, tokens: np.ndarray, step: int, reorder: Optional[np.ndarray],
                         bias: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """One decoder step: reorder the caches (inside the graph), run it, return each row's ``k`` best
-        ``log-prob + bias`` and token ids (the step function of :meth:`hat.runtime.search.BeamSearch.search`)."""
+        ``log-prob + bias`` and token ids (the step function of :meth:`hat.runtime.beam_search.BeamSearch.search`)."""
         import onnxruntime as ort
         values = state["values"]
         if reorder is None:

@@ -1,6 +1,6 @@
 """Several latency budgets in one run, and the loss/latency Pareto front of everything scored.
 
-Two strategies (``SearchSettings.pareto_strategy``):
+Two ways (the search strategies ``per_budget`` and ``shared`` of :mod:`hat.search.strategies`):
 
 * ``per_budget`` (default): one HAT evolution per budget, every one starting from the same RNG state (as separate
   runs with the same seed would) and all sharing one fitness cache, so a config scored for one budget is free for
@@ -97,7 +97,7 @@ def spread_budgets(space: SearchSpace, latency_fn: LatencyFn | LatencyCache, n: 
 def pareto_search(space: SearchSpace, score_fn: ScoreFn | FitnessCache, latency_fn: LatencyFn | LatencyCache,
                   budgets_ms: Sequence[float], settings: Optional[SearchSettings] = None,
                   rng: Optional[random.Random] = None, *, log: Optional[SearchLog] = None,
-                  progress: bool = False) -> ParetoResult:
+                  progress: bool = False, loosest_only: bool = False) -> ParetoResult:
     """Search several budgets in one run and return the best config per budget plus the Pareto front.
 
     Args:
@@ -106,6 +106,8 @@ def pareto_search(space: SearchSpace, score_fn: ScoreFn | FitnessCache, latency_
         log: search log; records are tagged with the budget's index (``run``), so ``--resume`` continues the
             budget that was running and reuses the finished ones.
         progress: one tqdm bar per evolution.
+        loosest_only: evolve one population under the loosest budget and read the others from the archive
+            (``shared``), instead of one evolution per budget (``per_budget``).
 
     Raises:
         HatError: a budget is infeasible (the message gives the fastest predicted latency).
@@ -123,7 +125,7 @@ def pareto_search(space: SearchSpace, score_fn: ScoreFn | FitnessCache, latency_
     base_seed = rng.getrandbits(64)
 
     runs: dict[int, SearchResult] = {}
-    if settings.pareto_strategy == "shared":
+    if loosest_only:
         runs[len(budgets) - 1] = evolution_search(space, cache, latency, budgets[-1], settings,
                                                   random.Random(base_seed), log=log, run=len(budgets) - 1,
                                                   progress=progress, desc=f"search {budgets[-1]:g}ms (shared)")
@@ -147,7 +149,7 @@ def pareto_search(space: SearchSpace, score_fn: ScoreFn | FitnessCache, latency_
     archive = scored_archive(cache, latency)
     return ParetoResult(budgets_ms=budgets, results=results, front=pareto_front(archive), archive=archive,
                         evaluations=cache.evaluations - evals0, cache_hits=cache.hits - hits0,
-                        seconds=time.perf_counter() - t0, strategy=settings.pareto_strategy)
+                        seconds=time.perf_counter() - t0, strategy="shared" if loosest_only else "per_budget")
 
 
 def scored_archive(cache: FitnessCache, latency: LatencyCache) -> list[FrontPoint]:

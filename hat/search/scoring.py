@@ -119,3 +119,31 @@ def make_predictor_latency_fn(predictor) -> Callable[[list[SubnetConfig]], list[
     def latency_fn(configs: list[SubnetConfig]) -> list[float]:
         return [float(v) for v in np.asarray(predictor.predict_ms(list(configs)), dtype=np.float64).reshape(-1)]
     return latency_fn
+
+
+def fitness_as_searched(supernet: str, settings_file: str, data_bin: str, search_log: str,
+                        subnets: Sequence[SubnetConfig], pair: tuple[str, str] = ("de", "en")
+                        ) -> list[tuple[float, bool]]:
+    """Each subnet's fitness as a finished search saw it: its inherited validation loss in the search's
+    SuperTransformer on the search's fixed validation subset (the settings file it ran with, the scoring functions
+    of hat-search), and whether the search ever evaluated it (from its log). This tells a model the search missed
+    (never sampled) from one its fitness ranked worse."""
+    import json
+    from pathlib import Path
+
+    from hat.checkpoints import load_model
+    from hat.data import load_split
+    from hat.search.settings import load_settings
+    settings = load_settings(str(settings_file))
+    model, _ = load_model(str(supernet))
+    model.eval()
+    valid = load_split(data_bin, "valid", *pair)
+    idx = valid_subset_indices(len(valid), settings.valid_subset, settings.valid_subset_seed)
+    losses = make_supernet_score_fn(model, make_valid_batches(valid, idx, settings.valid_max_tokens,
+                                                              torch.device("cpu")))(list(subnets))
+    seen = set()
+    log = Path(search_log)
+    for line in log.read_text().splitlines() if log.is_file() else ():
+        row = json.loads(line) if line.strip() else {}
+        seen.update(SubnetConfig.from_dict(c).key() for c in row.get("population", ()))
+    return [(round(float(x), 6), c.key() in seen) for x, c in zip(losses, subnets)]

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 from hat.config import load_dataclass
+from hat.registry import Registry
 from hat.errors import ConfigError
+
+
+# The registry of search strategies (hat.search.strategies defines and registers them; kept here so validating a
+# settings file imports no search code).
+SEARCH_STRATEGIES = Registry("search strategy", {"per_budget": "hat.search.strategies:PerBudget",
+                                                 "shared": "hat.search.strategies:Shared"})
 
 
 @dataclass
@@ -66,8 +73,8 @@ class SearchSettings:
             raise ConfigError(f"search settings: mutation_prob must be in [0, 1], got {self.mutation_prob}")
         if self.valid_subset is not None and self.valid_subset < 1:
             raise ConfigError(f"search settings: valid_subset must be >= 1 or null, got {self.valid_subset}")
-        if self.pareto_strategy not in ("per_budget", "shared"):
-            raise ConfigError(f"search settings: pareto_strategy must be 'per_budget' or 'shared', "
+        if self.pareto_strategy not in SEARCH_STRATEGIES:
+            raise ConfigError(f"search settings: pareto_strategy must be one of {', '.join(SEARCH_STRATEGIES)}, "
                               f"got {self.pareto_strategy!r}")
 
 

@@ -87,6 +87,11 @@ def distill_loss(lprobs: torch.Tensor, teacher_lprobs: torch.Tensor, target: tor
     return ce.sum()
 
 
+# The positions of :func:`accumulate_gradients`' stats vector (one float64 tensor, so one all_reduce sums them all).
+STATS = ("loss", "nll_loss", "ntokens", "nsentences", "distill_loss")
+LOSS, NLL, NTOKENS, NSENTENCES, DISTILL = range(len(STATS))
+
+
 def accumulate_gradients(model, samples: Sequence[dict], subnets: Sequence[tuple[str, Any]], *,
                          label_smoothing: float, padding_idx: int, device: torch.device,
                          inplace_distill: float = 0.0, amp_dtype: Optional[torch.dtype] = None,
@@ -110,7 +115,7 @@ def accumulate_gradients(model, samples: Sequence[dict], subnets: Sequence[tuple
         comparable to a one-SubTransformer update); ``ntokens``/``nsentences`` count each batch once;
         ``distill_loss`` is the summed distillation term of the students, averaged over them.
     """
-    stats = torch.zeros(5, dtype=torch.float64, device=device)
+    stats = torch.zeros(len(STATS), dtype=torch.float64, device=device)
     n_students = sum(1 for role, _ in subnets if role != "largest")
     for sample in samples:
         sample = move_batch(sample, device)
@@ -135,12 +140,12 @@ def accumulate_gradients(model, samples: Sequence[dict], subnets: Sequence[tuple
                 elif teacher is not None:
                     kd = distill_loss(lprobs, teacher, flat_target, padding_idx)
                     train_loss = (1.0 - inplace_distill) * loss + inplace_distill * kd
-                    stats[4] += kd.detach().double()
+                    stats[DISTILL] += kd.detach().double()
             (scaler.scale(train_loss) if scaler is not None else train_loss).backward()
-            stats[0] += loss.detach().double()
-            stats[1] += nll.detach().double()
-        stats[2] += float(sample["ntokens"])
-        stats[3] += float(sample.get("nsentences", target.size(0)))
-    stats[0:2] /= max(len(subnets), 1)
-    stats[4] /= max(n_students, 1)
+            stats[LOSS] += loss.detach().double()
+            stats[NLL] += nll.detach().double()
+        stats[NTOKENS] += float(sample["ntokens"])
+        stats[NSENTENCES] += float(sample.get("nsentences", target.size(0)))
+    stats[LOSS:NLL + 1] /= max(len(subnets), 1)
+    stats[DISTILL] /= max(n_students, 1)
     return stats

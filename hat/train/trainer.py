@@ -30,7 +30,7 @@ from hat.train.data import ensure_data
 from hat.train.evaluate import prepare_batches, valid_sums
 from hat.train.loggers import JsonlLogger, TensorBoardLogger
 from hat.train.resume import restore
-from hat.train.supernet_update import accumulate_gradients, stable_seed, update_subnets
+from hat.train.supernet_update import NTOKENS, STATS, accumulate_gradients, stable_seed, update_subnets
 
 __all__ = ["TrainResult", "Trainer", "train"]
 
@@ -192,9 +192,10 @@ class Trainer:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         # fairseq normalization: gradient of the summed loss divided by the total target tokens of the update.
-        ntokens = float(stats[2])
+        ntokens = float(stats[NTOKENS])
         if ntokens > 0:
-            torch._foreach_mul_(grads, 1.0 / ntokens)
+            for g in grads:
+                g.mul_(1.0 / ntokens)
         max_norm = self.cfg.clip_norm if self.cfg.clip_norm > 0 else math.inf
         params_with_grad = [p for p in self.params if p.grad is not None]
         gnorm = float(torch.nn.utils.clip_grad_norm_(params_with_grad, max_norm))
@@ -205,9 +206,8 @@ class Trainer:
         elif not overflow:
             self.optimizer.step()
         self.num_updates += 1
-        return {"loss": float(stats[0]), "nll_loss": float(stats[1]), "ntokens": ntokens,
-                "nsentences": float(stats[3]), "gnorm": gnorm, "lr": lr, "overflow": overflow,
-                "distill_loss": float(stats[4])}
+        return {**{name: float(v) for name, v in zip(STATS, stats.tolist())}, "gnorm": gnorm, "lr": lr,
+                "overflow": overflow}
 
     def _all_reduce(self, grads: list[torch.Tensor], stats: torch.Tensor) -> None:
         """Sum gradients and statistics over ranks. All ranks trained the same SubTransformers (same seeded
@@ -381,7 +381,10 @@ class Trainer:
                     or (cfg.max_update and self.num_updates >= cfg.max_update))
 
     def close(self) -> None:
-        """Leave the process group (if this trainer joined one)."""
+        """Close the training log and leave the process group (if this trainer joined one)."""
+        if self.logger is not None:
+            self.logger.close()
+            self.logger = None
         if self.dist.enabled:
             import torch.distributed as dist
             if dist.is_initialized():

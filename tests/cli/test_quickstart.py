@@ -43,13 +43,15 @@ def test_every_artifact_exists_and_loads(smoke_run, capsys):
     summary = json.loads((w / "summary.json").read_text())
     assert len(summary["models"]) == 3
     for row in summary["models"]:
-        cfg = SubnetConfig.load_yaml(row["subnet"])
-        supernet.space.check(cfg)
-        model, sub_ckpt = load_model(row["checkpoint"])
-        assert SubnetConfig.from_dict(sub_ckpt["subnet"]) == cfg
-        assert row["measured_ms"] > 0 and 0 <= row["bleu"] <= 100
-        hyp = Path(row["checkpoint"]).parent / "test.hyp"
-        assert len(hyp.read_text().splitlines()) == quickstart.PRESETS["smoke"].test_sentences
+        supernet.space.check(SubnetConfig.load_yaml(row["subnet"]))
+        assert row["measured_ms"] > 0
+    kept = summary["kept"]
+    model, kept_ckpt = load_model(kept["checkpoint"])
+    assert SubnetConfig.from_dict(kept_ckpt["subnet"]) == SubnetConfig.load_yaml(kept["subnet"])
+    assert 0 <= kept["bleu"] <= 100 and 0 <= kept["loop_share"] <= 1 and 0 <= kept["loop_share_refs"] <= 1
+    hyp = Path(kept["checkpoint"]).parent / "test.hyp"
+    assert len(hyp.read_text().splitlines()) == quickstart.PRESETS["smoke"].test_sentences
+    assert summary["predictor_cv"]["n"] == quickstart.PRESETS["smoke"].profile_samples
     meta = json.loads((w / "export_onnx" / "meta.json").read_text())
     assert meta["subnet"]
     for name in ("encoder.onnx", "decoder_step.onnx"):
@@ -88,7 +90,7 @@ def test_rerun_resumes_every_stage(smoke_run, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "[train_supernet] done already" in out and "[search] done already" in out
-    assert "HAT@" in out and "BLEU" in out
+    assert "HAT@" in out and "SacreBLEU" in out and "what next:" in out
 
 
 def test_missing_data_dir_is_one_line_exit_2(tmp_path, capsys):
@@ -98,10 +100,33 @@ def test_missing_data_dir_is_one_line_exit_2(tmp_path, capsys):
     assert err.startswith("hat-quickstart: error:") and "\n" not in err
 
 
-def test_readme_command_offline_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
-    """The README's main command (``hat-quickstart --preset tiny``, no --data-dir) downloads Multi30k; offline it
-    stops with one line that names --data-dir, the offline variant."""
-    monkeypatch.setenv("HAT_MULTI30K_URL", "http://127.0.0.1:9/raw")  # nothing listens on the discard port
+def block_network(monkeypatch):
+    """Every socket connection fails, as with ``unshare -n``."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable (blocked by the test)")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_readme_command_offline_finds_the_local_copy(tmp_path, monkeypatch, shared_dir):
+    """The README's main command (``hat-quickstart --preset tiny``, no --data-dir) resolves its data with the
+    network blocked: ``$HAT_MULTI30K_DIR`` first, then the project's shared data beside the checkout."""
+    from hat.pipeline import find_multi30k
+    block_network(monkeypatch)
+    monkeypatch.setenv("HAT_MULTI30K_DIR", str(shared_dir / "data" / "multi30k"))
+    raw = find_multi30k(None, tmp_path / "w")
+    assert raw["train"].parent == shared_dir / "data" / "multi30k" and not (tmp_path / "w" / "raw").exists()
+    monkeypatch.delenv("HAT_MULTI30K_DIR")
+    assert find_multi30k(None, tmp_path / "w")["train"].parent.resolve() == (shared_dir / "data" / "multi30k").resolve()
+
+
+def test_readme_command_offline_without_a_copy_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    """Without a local copy the command downloads Multi30k; offline it stops with one line that names --data-dir."""
+    import hat.data.multi30k
+    block_network(monkeypatch)
+    monkeypatch.setattr(hat.data.multi30k, "local_multi30k", lambda *a, **k: None)
     rc = quickstart.main(["--preset", "tiny", "--workdir", str(tmp_path / "w")])
     assert rc == 2
     err = capsys.readouterr().err.strip()

@@ -14,7 +14,7 @@ from hat.runtime import OnnxTranslator, collate_source, translate_dataset
 
 def test_runtime_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import hat.runtime, hat.runtime.onnx, hat.runtime.search, hat.runtime.batching, hat.runtime.vocab\n"
+            "import hat.runtime, hat.runtime.onnx, hat.runtime.beam_search, hat.runtime.batching, hat.runtime.vocab\n"
             "import hat.runtime.ctranslate2, hat.runtime.remote, hat.runtime.bounds, hat.runtime.text\n"
             "assert sys.modules['torch'] is None\n"
             "print('ok')")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from hat.runtime.search import BeamSearch, row_candidates, topk_desc
+from hat.runtime.beam_search import BeamSearch, row_candidates, topk_desc
 
 PAD, EOS, UNK = 1, 2, 3
 
