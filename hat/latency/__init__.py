@@ -9,5 +9,9 @@
 * :mod:`hat.latency.profiler`: ``profile(configs, backend, out=...)`` (interleaved chunks, drift and load
   warnings), ``sample_configs``;
 * :mod:`hat.latency.load`: ``LoadMonitor`` (load average, other busy processes);
-* :mod:`hat.latency.flops`: analytic MACs / FLOPs of a SubnetConfig.
+* :mod:`hat.latency.flops`: analytic MACs / FLOPs of a SubnetConfig;
+* :mod:`hat.latency.deployed`: latency as shipped: a trained model exported for each runtime and weight type that
+  runs it, ms/sentence translating real text (interleaved), HAT-protocol latency in interleaved rounds.
+
+To add a runtime, see docs/design.md, "How to extend".
 """

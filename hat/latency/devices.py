@@ -27,9 +27,9 @@ from typing import Optional
 from hat.config import from_dict, load_yaml
 from hat.errors import ConfigError
 from hat.latency.runtimes import RUNTIMES, backend_class
+from hat.transport import TRANSPORTS
 from hat.transport.ssh import SSHConfig
 
-TRANSPORTS = ("local", "ssh")
 ACCELERATORS = ("cpu", "cuda")
 QUANTIZE = ("none", "int8")
 
@@ -100,16 +100,13 @@ class DeviceConfig:
         backend_class(self.runtime, where).check_device(self, where)
 
     def open_transport(self, trust_on_first_use: bool = False):
-        """A :class:`~hat.transport.Transport` to this device: a subprocess here (local) or an SSH connection.
+        """A :class:`~hat.transport.Transport` to this device, opened by its registered transport (``local``: a
+        subprocess here; ``ssh``: an SSH connection).
 
         Args:
             trust_on_first_use: ssh: accept and save an unknown host key.
         """
-        if self.transport == "ssh":
-            from hat.transport.ssh import SSHTransport
-            return SSHTransport(self.ssh, self.name, self.base_dir, trust_on_first_use)
-        from hat.transport import LocalTransport
-        return LocalTransport()
+        return TRANSPORTS.get(self.transport, f"device {self.name}")(self, trust_on_first_use)
 
     def path(self, p: str) -> str:
         """Expand ``~`` and resolve ``p`` relative to the device YAML's folder."""

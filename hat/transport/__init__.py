@@ -12,6 +12,10 @@ is removed afterwards.
 
 Faults worth a retry (a dropped connection, a timeout) raise :class:`TransportFault`; the caller decides how often to
 retry (``retries`` / ``backoff_s`` of the transport). Every other failure is a :class:`~hat.errors.HatError`.
+
+Transports are registered by name (:data:`TRANSPORTS`: name -> ``open(device, trust_on_first_use) -> Transport``);
+a device YAML's ``transport:`` names one and ``DeviceConfig.open_transport`` opens it. A transport from outside the
+package: ``register_transport("name", opener)``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ import tempfile
 from typing import Iterator, Optional, Sequence
 
 from hat.errors import HatError
+from hat.registry import Registry, make_register
+
+# name -> opener ``(device, trust_on_first_use) -> Transport`` (built-ins imported on first use)
+TRANSPORTS = Registry("transport", {"local": "hat.transport:open_local", "ssh": "hat.transport.ssh:open_ssh"})
+register_transport = make_register(TRANSPORTS)
 
 
 class TransportFault(Exception):
@@ -98,4 +107,9 @@ class LocalTransport(Transport):
                                f"{tail or '(no stderr)'}")
 
 
-__all__ = ["LocalTransport", "Transport", "TransportFault"]
+__all__ = ["TRANSPORTS", "LocalTransport", "Transport", "TransportFault", "open_local", "register_transport"]
+
+
+def open_local(device=None, trust_on_first_use: bool = False) -> LocalTransport:
+    """The ``local`` transport: a subprocess on this machine."""
+    return LocalTransport()

@@ -377,3 +377,6 @@ def _drain_stderr(chan) -> str:
     return err.decode("utf-8", "replace")
 
 
+def open_ssh(device, trust_on_first_use: bool = False) -> SSHTransport:
+    """The ``ssh`` transport to ``device`` (a :class:`~hat.latency.devices.DeviceConfig` with an ``ssh:`` section)."""
+    return SSHTransport(device.ssh, device.name, device.base_dir, trust_on_first_use)
