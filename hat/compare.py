@@ -82,15 +82,16 @@ def table(records: list[dict]) -> list[str]:
 
 
 def paired_bootstrap_per_seed(searched: dict, rival: Optional[dict],
-                              run_dir: Callable[[str, int], Path]) -> list[dict]:
+                              run_dir: Callable[[str, int], Optional[Path]]) -> list[dict]:
     """Per seed both models have: SacreBLEU's paired bootstrap (1,000 resamples) of the searched model's test
-    translations (``run_dir(name, seed)/test.hyp``) against the rival's, i.e. whether that seed's BLEU gap exceeds
+    translations (``run_dir(name, seed)/test.hyp``; ``run_dir`` gives None for a run that is not here) against the
+    rival's, i.e. whether that seed's BLEU gap exceeds
     the test set's sampling noise (the seed std measures the training's noise; this, the test sentences')."""
     from hat.score import paired_bootstrap, read_lines
     out = []
     for s in sorted(set(searched["seeds"]) & set(rival["seeds"] if rival else ())):
         runs = [run_dir(n, s) for n in (rival["name"], searched["name"])]
-        if not all((d / "test.hyp").is_file() for d in runs):
+        if not all(d is not None and (d / "test.hyp").is_file() for d in runs):
             continue
         res = paired_bootstrap(read_lines(runs[0] / "test.hyp"), read_lines(runs[1] / "test.hyp"),
                                read_lines(runs[1] / "test.ref"))
@@ -249,7 +250,7 @@ def ranking_line(ranking: dict, used: str, methods: Sequence[str]) -> Optional[s
             f"SubTransformers: {taus}; the search used {used}")
 
 
-def annotate(records: list[dict], run_dir: Callable[[str, int], Path],
+def annotate(records: list[dict], run_dir: Callable[[str, int], Optional[Path]],
              fitness: Optional[Sequence[tuple]] = None) -> None:
     """Add to the records the paired bootstrap of each measured searched model against its rivals
     (:func:`paired_bootstrap_per_seed`) and, per record, ``(inherited_valid_loss, evaluated_by_search)`` from

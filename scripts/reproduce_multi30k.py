@@ -285,8 +285,12 @@ class Repro:
             fitness = fitness_as_searched(search["supernet"], self.workdir / f"search_settings{tag}.yaml", self.data,
                                           self.workdir / f"search{tag}" / "search_log.jsonl",
                                           [SubnetConfig.from_dict(r["subnet"]) for r in records])
-        compare.annotate(records, lambda n, s: Path(self.stages.result(f"scratch_{n}_seed{s}")["checkpoint"]).parent,
-                         fitness)
+        compare.annotate(records, self.run_dir, fitness)
+
+    def run_dir(self, name: str, seed: int) -> Path | None:
+        """The folder of a finished from-scratch training (None when it has not run here)."""
+        done = self.stages.result(f"scratch_{name}_seed{seed}")
+        return Path(done["checkpoint"]).parent if done else None
 
     def diagnostics(self, records: list[dict], latency_ms: dict, tag: str = "", device: str = "cpu") -> list[str]:
         """The measurements behind the verdict: ranking tau, predictor error, seed std, paired bootstrap, search

@@ -54,6 +54,7 @@ def add_followup_args(p) -> None:
     add("--ct2-results", default=str(RESULTS / "reproduce_multi30k_ct2.json"))
     add("--ct2-plot", default=str(ROOT / "docs" / "img" / "multi30k_ct2_bleu_vs_ms_per_sentence.png"))
     add("--deployed-chunk", type=int, default=100, help="--stage ct2-measure: sentences per interleaved chunk")
+    add("--deployed-sentences", type=int, default=0, help="--stage ct2-measure: the first N test sentences (0: all)")
 
 
 def longer(r, ref: str, factor: int, updates: int) -> dict:
@@ -169,9 +170,9 @@ def ct2_models(r) -> dict[str, tuple[str, float | None, Path]]:
 
 
 def ct2_measure(r) -> dict:
-    """Every model's seed-0 checkpoint in every runtime that runs it: HAT-protocol latency (interleaved rounds) and
-    ms/sentence on test_2016_flickr (interleaved chunks), training paused meanwhile -> ``latency_ct2.json``."""
-    from hat.data.textio import read_lines, resolve_text
+    """Every model's seed-0 checkpoint in every runtime that runs it: HAT-protocol latency (stage
+    ``ct2_protocol``, interleaved rounds) and ms/sentence on test_2016_flickr (stage ``ct2_deployed``, interleaved
+    chunks; each deployment's translations in its export folder), training paused meanwhile -> ``latency_ct2.json``."""
     from hat.latency.deployed import export_deployments, protocol_rounds, time_deployments
     from hat.score import sacrebleu_corpus
     models = ct2_models(r)
@@ -180,23 +181,41 @@ def ct2_measure(r) -> dict:
         raise HatError(f"{r.workdir}: seed 0 of {', '.join(missing)} not trained yet (--stage ct2 trains it)")
     deps = [d for n in models for d in export_deployments(
         n, r.stages.result(f"scratch_{n}_seed0")["checkpoint"], r.data, r.workdir / "deploy")]
-    test = steps.find_multi30k(r.args.data_dir, r.workdir)["test_2016_flickr"]
-    src, refs = (list(read_lines(resolve_text(test, lang))) for lang in ("de", "en"))
+    src, refs = test_set(r)
     items = {d.key: (SubnetConfig.load_yaml(models[d.name][2]), d.runtime, d.quantize) for d in deps}
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    with r.runner.others_paused() as paused:
-        protocol = protocol_rounds(items, steps.target_vocab_size(r.data), r.space.qkv_dim, r.args.measure_rounds,
-                                   r.args.measure_repeats, log=log)
-        timed = time_deployments(deps, src, r.args.deployed_chunk, log=log)
-    for d in deps:
-        timed[d.key]["sacrebleu_seed0"] = round(sacrebleu_corpus(timed[d.key].pop("hyps"), refs)[0], 2)
+
+    def protocol():
+        with r.runner.others_paused() as paused:
+            res = protocol_rounds(items, steps.target_vocab_size(r.data), r.space.qkv_dim, r.args.measure_rounds,
+                                  r.args.measure_repeats, log=log)
+        return {**res, "paused_train_pids": paused}
+
+    def deployed():
+        with r.runner.others_paused() as paused:
+            timed = time_deployments(deps, src, r.args.deployed_chunk, log=log)
+        for d in deps:
+            hyps = timed[d.key].pop("hyps")
+            atomic_write(Path(d.export_dir) / "test_2016_flickr.hyp", "".join(h + "\n" for h in hyps))
+            timed[d.key]["sacrebleu_seed0"] = round(sacrebleu_corpus(hyps, refs)[0], 2)
+        return {"timed": timed, "paused_train_pids": paused}
+    protocol_res = r.stages.stage("ct2_protocol", protocol)
+    deployed_res = r.stages.stage("ct2_deployed", deployed)
     res = {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(), "versions": versions(),
-           "paused_train_pids": paused, "protocol": protocol, "sentences": len(src), "beam": 5, "batch_size": 1,
-           "threads": 1, "deployed": [{"name": d.name, "runtime": d.runtime, "quantize": d.quantize,
-                                       "export_dir": d.export_dir, "protocol_ms": protocol["latency_ms"][d.key],
-                                       **timed[d.key]} for d in deps]}
+           "protocol": protocol_res, "sentences": len(src), "beam": 5, "batch_size": 1, "threads": 1,
+           "deployed": [{"name": d.name, "runtime": d.runtime, "quantize": d.quantize, "export_dir": d.export_dir,
+                         "protocol_ms": protocol_res["latency_ms"][d.key], **deployed_res["timed"][d.key]}
+                        for d in deps]}
     atomic_write(r.workdir / "latency_ct2.json", json.dumps(res, indent=1))
     return res
+
+
+def test_set(r) -> tuple[list[str], list[str]]:
+    """test_2016_flickr's raw source and reference lines (the first ``--deployed-sentences``; 0 = all)."""
+    from hat.data.textio import read_lines, resolve_text
+    test = steps.find_multi30k(r.args.data_dir, r.workdir)["test_2016_flickr"]
+    n = r.args.deployed_sentences or None
+    return tuple(list(read_lines(resolve_text(test, lang), n)) for lang in ("de", "en"))
 
 
 def versions() -> dict:
