@@ -80,13 +80,14 @@ class SequenceGenerator(GreedyMixin):
             Per sentence (batch order), up to ``beam_size`` hypotheses sorted best first.
         """
         model = self.model
-        src_tokens = torch.as_tensor(src_tokens, dtype=torch.long)
-        src_lengths = torch.as_tensor(src_lengths, dtype=torch.long)
+        dev = next(model.parameters()).device  # the search stays numpy on the CPU; the model may sit on a GPU
+        src_tokens = torch.as_tensor(src_tokens, dtype=torch.long).to(dev)
+        src_lengths = torch.as_tensor(src_lengths, dtype=torch.long).to(dev)
         bsz, src_len = src_tokens.shape
         search = search or self.search
         beam = search.beam_size
         encoder_out = model.encoder(src_tokens, src_lengths)
-        new_order = torch.arange(bsz).repeat_interleave(beam)
+        new_order = torch.arange(bsz, device=dev).repeat_interleave(beam)
         encoder_out = model.encoder.reorder_encoder_out(encoder_out, new_order)
         incremental_state: dict = {}
         box = [encoder_out]
@@ -94,14 +95,14 @@ class SequenceGenerator(GreedyMixin):
         def step_fn(tokens: np.ndarray, step: int, reorder: Optional[np.ndarray], bias: np.ndarray,
                     k: int) -> tuple[np.ndarray, np.ndarray]:
             if reorder is not None:
-                order = torch.from_numpy(reorder)
+                order = torch.from_numpy(reorder).to(dev)
                 self._reorder_incremental_state(incremental_state, order)
                 # Beams of one sentence share encoder outputs: reorder them only when sentences were dropped.
                 if len(reorder) != box[0].padding_mask.shape[0]:
                     box[0] = model.encoder.reorder_encoder_out(box[0], order)
-            logits, extra = model.decoder(torch.from_numpy(tokens), box[0], incremental_state=incremental_state)
+            logits, extra = model.decoder(torch.from_numpy(tokens).to(dev), box[0], incremental_state=incremental_state)
             lprobs = model.get_normalized_probs((logits[:, -1:, :], extra), log_probs=True)
-            return row_candidates(lprobs[:, -1, :].float().numpy(), bias, k)
+            return row_candidates(lprobs[:, -1, :].float().cpu().numpy(), bias, k)
 
         return search.search(bsz, src_len, step_fn, self.vocab_size)
 

@@ -72,7 +72,7 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
                          lenpen: float = 1.0, max_len_a: float = 0.0, max_len_b: int = 200, min_len: int = 1,
                          unk_penalty: float = 0.0, batch_size: int = 16, max_sentences: int = 0,
                          bpe: Optional[str] = None, spm_model: Optional[str] = None, threads: int = 0,
-                         warn: Optional[Callable[[str], None]] = None) -> Translations:
+                         warn: Optional[Callable[[str], None]] = None, gpu: bool = False) -> Translations:
     """Beam-search translation of a binarized split (or of raw ``input_lines``) with a checkpoint.
 
     Args:
@@ -96,9 +96,11 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
         threads: torch intra-op threads (0 = leave as is).
         warn: gets one line per input line longer than the model's positions (cut to fit; default
             ``warnings.warn``).
+        gpu: run the model on the local CUDA GPU (the beam search stays on the CPU).
 
     Raises:
-        HatError: missing data dir, dictionaries that do not fit the model, no sentencepiece model for ``bpe``.
+        HatError: missing data dir, dictionaries that do not fit the model, no sentencepiece model for ``bpe``, or
+            ``gpu`` without CUDA.
     """
     import torch
 
@@ -106,10 +108,12 @@ def translate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike,
     from hat.runtime.bounds import check_decoding
 
     check_decoding(beam, batch_size, max_len_a, max_len_b, min_len)
+    if gpu and not torch.cuda.is_available():
+        raise HatError("--gpu: no CUDA device is available to torch")
     if threads:
         torch.set_num_threads(threads)
     codec, langs = _load_codec(data, subset, input_lines is not None, source_lang, target_lang, bpe, spm_model)
-    model = load_any_model(checkpoint, subnet)
+    model = load_any_model(checkpoint, subnet).to("cuda" if gpu else "cpu")
     tgt_dict = codec.tgt_dict
     vocab = getattr(getattr(model, "cfg", None), "tgt_vocab_size", len(tgt_dict))
     if vocab != len(tgt_dict):

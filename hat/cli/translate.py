@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="with --onnx: translate on this SSH device (configs/devices name or YAML) as a "
                    "deployment smoke test; the device needs python3, numpy, onnxruntime, sentencepiece")
     p.add_argument("--trust-on-first-use", action="store_true", help="--device: accept and save an unknown host key")
+    p.add_argument("--gpu", action="store_true", help="with --checkpoint: run the model on the local CUDA GPU")
     p.add_argument("--quiet", action="store_true", help="no BLEU summary on stderr")
     return p
 
@@ -87,6 +88,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise HatError("--reference-output needs a binarized split with targets (not --input)")
     if args.device and not args.onnx:
         raise HatError("--device translates with an export: pass --onnx EXPORT_DIR")
+    if args.gpu and not args.checkpoint:
+        raise HatError("--gpu runs a --checkpoint with PyTorch on the local CUDA GPU")
     if args.onnx or args.ctranslate2:
         return _translate_export(args)
     if not args.data:
@@ -100,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         source_lang=args.source_lang, target_lang=args.target_lang, beam=args.beam, lenpen=args.lenpen,
         max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len, unk_penalty=args.unk_penalty,
         batch_size=args.batch_size, max_sentences=args.max_sentences, bpe=args.bpe, spm_model=args.spm_model,
-        threads=args.threads, warn=_warn)
+        threads=args.threads, warn=_warn, gpu=args.gpu)
     best, hyps, refs, elapsed = done.best, done.hyps, done.refs, done.seconds
     _write_lines(args.output, hyps)
     if args.reference_output:

@@ -73,3 +73,15 @@ def test_sentencepiece_codec_round_trip(fairseq_fixture, tmp_path):
     ids = codec.encode_source(text)
     assert int(ids[-1]) == d.eos() and len(ids) > len(text.split())
     assert codec.decode_target(ids) == text
+
+
+def test_gpu_without_cuda_or_without_a_checkpoint_is_one_line_exit_2(tmp_path, capsys):
+    import torch
+    from hat.cli import translate
+    assert translate.main(["--onnx", str(tmp_path), "--input", "-", "--gpu"]) == 2
+    assert "--gpu runs a --checkpoint" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        (tmp_path / "d").mkdir()
+        rc = translate.main(["--checkpoint", str(tmp_path / "c.pt"), "--data", str(tmp_path / "d"), "--gpu"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "\n" not in err and "no CUDA device" in err
