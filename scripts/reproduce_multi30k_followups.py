@@ -143,9 +143,14 @@ def recorded(r) -> dict[str, dict]:
     return {x["name"]: x for x in json.loads(Path(r.args.recorded).read_text())}
 
 
+# the recorded uniform models whose seed-0 checkpoints benchmarks/ctranslate2_race.py races (issue 25)
+RACE_MODELS = ("Transformer-e2d2", "Transformer-smallest")
+
+
 def ct2_jobs(r) -> list[Job]:
     """Data, the SuperTransformer (HAT's recipe, twice the recorded CPU time), the CT2 latency dataset, predictor and
-    search; then the searched models' seeds (they decide the verdict), then the recorded models' seed 0."""
+    search; then the recorded models' seed 0: the two uniform ones the runtime race trains on (RACE_MODELS) first, then
+    the searched models' seeds (they decide the verdict), then the other recorded models."""
     ref = int(json.loads(Path(r.args.ranking_record).read_text())["hat_random"]["supernet"]["updates"])
     super_ckpt = str(r.workdir / "supernet_hat_random_x2" / "checkpoint_last.pt")
     out = [Job("prepare", (), r.prepare), Job("supernet_hat_random", ("prepare",), lambda: r.supernet("hat_random", ref)),
@@ -153,13 +158,13 @@ def ct2_jobs(r) -> list[Job]:
            Job("profile_ct2", ("prepare",), lambda: r.profile("cpu_ct2", "_ct2", r.args.ct2_profile_samples)),
            Job("search_ct2", ("supernet_hat_random_x2", "profile_ct2"), lambda: r.search(super_ckpt, "cpu_ct2", "_ct2"))]
     found = r.stages.result("search_ct2") or {"subnets": {}}
+    seed0 = {name: Job(f"scratch_{name}_seed0", ("prepare",), lambda n=name, y=r.subnet_yaml(
+        name, SubnetConfig.from_dict(rec["subnet"])): r.scratch(n, y, 0)) for name, rec in recorded(r).items()}
+    out += [seed0.pop(n) for n in RACE_MODELS if n in seed0]
     out += [Job(f"scratch_HAT-CT2@{float(b):g}ms_seed{s}", ("search_ct2",),
                 lambda n=f"HAT-CT2@{float(b):g}ms", y=Path(p), s=s: r.scratch(n, y, s))
             for s in r.args.seeds for b, p in found["subnets"].items()]
-    for name, rec in recorded(r).items():
-        yml = r.subnet_yaml(name, SubnetConfig.from_dict(rec["subnet"]))
-        out.append(Job(f"scratch_{name}_seed0", ("prepare",), lambda n=name, y=yml: r.scratch(n, y, 0)))
-    return out
+    return out + list(seed0.values())
 
 
 def ct2_models(r) -> dict[str, tuple[str, float | None, Path]]:
