@@ -47,8 +47,8 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset(bpe_vocab=4000, max_train_lines=None, max_tokens=2048, supernet_updates=1000,
-                   profile_samples=150, profile_runs=3, search_iterations=8, search_population=40,
-                   search_parents=10, search_mutations=15, search_crossovers=15, valid_subset=300,
+                   profile_samples=150, profile_runs=3, search_iterations=5, search_population=30,
+                   search_parents=8, search_mutations=11, search_crossovers=11, valid_subset=300,
                    keep_updates=1200, test_sentences=None, beam=5, valid_max_batches=0),
     "small": Preset(bpe_vocab=8000, max_train_lines=None, max_tokens=4096, supernet_updates=8000,
                     profile_samples=300, profile_runs=10, search_iterations=20, search_population=125,

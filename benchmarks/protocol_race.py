@@ -1,0 +1,131 @@
+"""Whole-decode latency on HAT's shape, hat's runtime vs CTranslate2, for the reproduction's architectures.
+
+Every architecture of ``--record`` (the 9 models of ``docs/results.md``) and of ``--subnets`` (e.g. the CT2 search's
+picks) is timed with HAT's protocol as each runtime ships it (batch 1, 30 source tokens, beam 5, exactly 30 decoder
+steps, 1 thread, random weights: the forced length makes weights irrelevant) in hat fp32/int8 and CTranslate2
+fp32/int8 where CTranslate2 runs it, in interleaved rounds (:func:`hat.latency.deployed.protocol_rounds`). For hat
+fp32 it also splits the decode: ONNX Runtime's graph calls (their own time under cProfile: C++ work is not slowed by
+the profiler) against the unprofiled whole decode, so the share outside the graphs is not inflated by cProfile's
+per-call overhead on the Python side. Raw JSON: ``benchmarks/results/protocol_race.json``.
+
+    python benchmarks/protocol_race.py --subnets runs/repro_ct2/search_ct2/subnet_*ms.yaml
+
+Stop your own training first: latency is never measured next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RunRecord  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINES = {"hat_fp32": ("onnxruntime", "none"), "hat_int8": ("onnxruntime", "int8"),
+           "ct2_fp32": ("ctranslate2", "none"), "ct2_int8": ("ctranslate2", "int8")}
+
+
+def is_ort_run(function: str) -> bool:
+    """Whether a cProfile function name is one of ONNX Runtime's graph calls (``run`` / ``run_with_ort_values``):
+    cProfile names the pybind11 builtins ``<built-in method onnxruntime.capi.onnxruntime_pybind11_state.run...>``."""
+    return "onnxruntime_pybind11_state.run>" in function or "onnxruntime_pybind11_state.run_with_ort_values>" in function
+
+
+def outside_share(subnet, vocab: int, qkv_dim: int, runs: int) -> dict:
+    """hat fp32's decode split at batch 1: median unprofiled whole run, the graph calls' time per run (cProfile's own
+    time of the builtins), and the share outside them."""
+    from hat.latency.backends.onnxruntime import export_subnet, load_runner
+    from hat.latency.protocol import ProfileSettings
+    settings = ProfileSettings(vocab_size=vocab, threads=1)
+    with tempfile.TemporaryDirectory() as d:
+        export_subnet(subnet, settings, qkv_dim, d)
+        loop = load_runner().Loop(d, dict(settings.to_json_dict(), timer="wall"))
+        for _ in range(3):
+            loop.run_once()
+        walls = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            loop.run_once()
+            walls.append(time.perf_counter() - t)
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(runs):
+            loop.run_once()
+        prof.disable()
+    graph_s = sum(tt for (_, _, fn), (_, _, tt, _, _) in pstats.Stats(prof).stats.items() if is_ort_run(fn)) / runs
+    wall_s = statistics.median(walls)
+    return {"whole_ms": wall_s * 1e3, "graph_ms": graph_s * 1e3, "outside_share": max(0.0, 1 - graph_s / wall_s)}
+
+
+def architectures(record: str, subnet_yamls: list[str]) -> dict:
+    """``{name: SubnetConfig}`` of the recorded models and of the given subnet YAMLs (named by their budget)."""
+    from hat.config import load_yaml
+    from hat.space import SubnetConfig
+    out = {x["name"]: SubnetConfig.from_dict(x["subnet"]) for x in json.loads(Path(record).read_text())}
+    for y in subnet_yamls:
+        meta = load_yaml(y)
+        out[f"HAT-CT2@{float(meta['budget_ms']):g}ms"] = SubnetConfig.from_dict(meta["subnet"])
+    return out
+
+
+def table(models: dict, lat: dict, shares: dict, engines: list[str]) -> list[dict]:
+    rows = []
+    for name in models:
+        row = {"model": name, **{e: lat.get(f"{name}|{e}") for e in engines}, **shares.get(name, {})}
+        if row.get("hat_fp32") and row.get("ct2_fp32"):
+            row["speedup_fp32"] = row["ct2_fp32"] / row["hat_fp32"]  # > 1: hat faster
+        if row.get("hat_int8") and row.get("ct2_int8"):
+            row["speedup_int8"] = row["ct2_int8"] / row["hat_int8"]
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict], engines: list[str]) -> None:
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    print("| model | " + " | ".join(f"{e} ms" for e in engines) + " | hat/CT2 fp32 | hat/CT2 int8 | outside graphs |")
+    print("|---|" + "---|" * (len(engines) + 3))
+    for r in rows:
+        print(f"| {r['model']} | " + " | ".join(fmt(r.get(e), ".2f") for e in engines) +
+              f" | {fmt(r.get('speedup_fp32'), '.2f')}x | {fmt(r.get('speedup_int8'), '.2f')}x | "
+              f"{fmt(r.get('outside_share'), '.1%')} |")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "reproduce_multi30k.json"))
+    p.add_argument("--subnets", nargs="*", default=[], help="more subnet YAMLs (hat-search's subnet_<budget>ms.yaml)")
+    p.add_argument("--space", default="multi30k_cpu")
+    p.add_argument("--vocab", type=int, default=3956, help="target vocabulary (the reproduction's)")
+    p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--profile-runs", type=int, default=20, help="runs per model for the graph/outside split")
+    args = p.parse_args(argv)
+    from hat.latency.deployed import protocol_rounds, runnable
+    from hat.space import load_space
+    qkv_dim, engines = load_space(args.space).qkv_dim, args.engines.split(",")
+    models = architectures(args.record, args.subnets)
+    items = {f"{n}|{e}": (s, *ENGINES[e]) for n, s in models.items() for e in engines if runnable(s, ENGINES[e][0])}
+    res = protocol_rounds(items, args.vocab, qkv_dim, args.rounds, args.repeats,
+                          log=lambda m: print(m, file=sys.stderr, flush=True))
+    shares = {n: outside_share(s, args.vocab, qkv_dim, args.profile_runs) for n, s in models.items()} \
+        if "hat_fp32" in engines and args.profile_runs else {}
+    rows = table(models, res["latency_ms"], shares, engines)
+    print_table(rows, engines)
+    summary = {"rows": rows, "backends": res["backends"], "loadavg_before": res["loadavg_before"],
+               "loadavg_after": res["loadavg_after"], "subnets": {n: s.to_dict() for n, s in models.items()}}
+    samples = [{"item": k, **s} for k, v in res["samples"].items() for s in v]
+    print(f"raw record: {RunRecord('protocol_race').write(args=vars(args), samples=samples, summary=summary)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
