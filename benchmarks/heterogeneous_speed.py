@@ -5,7 +5,8 @@ sampled from the space until ``--per-reference`` heterogeneous ones (per-layer F
 a decoder layer attends to several encoder layers) have FLOPs within ``--tolerance`` of the reference's. All are
 timed with HAT's protocol as the runtime ships it (hat's ONNX runtime, its whole decode, 1 thread, the ``cpu``
 device's timer and estimator) in interleaved rounds (:func:`hat.latency.deployed.protocol_rounds`); the summary is
-each heterogeneous config's latency / its reference's. Raw JSON: ``benchmarks/results/heterogeneous_speed.json``.
+each heterogeneous config's latency / its reference's. Raw JSON: ``benchmarks/results/heterogeneous_speed.json``
+(``--same-depth``: ``heterogeneous_speed_same_depth.json``).
 
     python benchmarks/heterogeneous_speed.py --rounds 7 --repeats 10
 
@@ -25,7 +26,13 @@ from record import RunRecord  # noqa: E402
 
 
 def heterogeneous(cfg) -> bool:
+    """Per-layer genes differ across layers (``is_uniform`` lists those genes), or arbitrary encoder-decoder
+    attention."""
     return bool(cfg.is_uniform()) or any(v != -1 for v in cfg.decoder_arbitrary_ende_attn)
+
+
+def same_depth(cfg, ref) -> bool:
+    return (cfg.encoder_layer_num, cfg.decoder_layer_num) == (ref.encoder_layer_num, ref.decoder_layer_num)
 
 
 def main(argv=None) -> int:
@@ -38,6 +45,9 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--same-depth", action="store_true",
+                   help="only configs with the reference's layer counts (the decoder's depth, not its FLOPs, sets "
+                        "most of a small model's step time: this isolates per-layer heterogeneity)")
     args = p.parse_args(argv)
     from hat.baselines import baselines
     from hat.latency.deployed import protocol_rounds
@@ -51,7 +61,7 @@ def main(argv=None) -> int:
         found = 0
         for _ in range(200_000):
             c = space.sample(rng)
-            if heterogeneous(c) and abs(subnet_flops(c, space.qkv_dim) / target - 1) <= args.tolerance:
+            if heterogeneous(c) and (not args.same_depth or same_depth(c, base[ref])) and abs(subnet_flops(c, space.qkv_dim) / target - 1) <= args.tolerance:
                 name = f"{ref}~het{found}"
                 items[name] = (c, "onnxruntime", "none")
                 pairs.append((name, ref))
@@ -74,7 +84,7 @@ def main(argv=None) -> int:
                "timer": res["timer"], "estimator": res["estimator"], "loadavg_before": res["loadavg_before"],
                "loadavg_after": res["loadavg_after"]}
     print(f"median latency ratio {summary['median_ratio']:.3f}, max {summary['max_ratio']:.3f}")
-    rec = RunRecord("heterogeneous_speed")
+    rec = RunRecord("heterogeneous_speed_same_depth" if args.same_depth else "heterogeneous_speed")
     print(f"raw record: {rec.write(args=vars(args), samples=[{'name': k, **s} for k, v in res['samples'].items() for s in v], summary=summary)}")
     return 0
 
