@@ -232,19 +232,23 @@ def test_reproduce_multi30k_ablation_on_a_new_machine_uses_the_ranking_record(tm
 
 
 def test_reproduce_multi30k_ct2_job_order(tmp_path):
-    """--stage ct2: data, the 2x-CPU-time HAT SuperTransformer, the CT2 latency dataset and search; the searched
-    models' seeds (once the search ran) before the recorded models' seed 0."""
+    """--stage ct2: data, the 2x-CPU-time HAT SuperTransformer, the CT2 latency dataset and search; the runtime
+    race's two uniform models first, then the searched models' seeds (once the search ran), then the other recorded
+    models' seed 0."""
     import json
     _, r = _repro(tmp_path, "--stage", "ct2")
     import reproduce_multi30k_followups as fu
     names = [j.name for j in fu.ct2_jobs(r)]
     recorded = [x["name"] for x in json.loads(Path(r.args.recorded).read_text())]
+    race = [n for n in fu.RACE_MODELS if n in recorded]
+    assert race == list(fu.RACE_MODELS)
     assert names == ["prepare", "supernet_hat_random", "supernet_hat_random_x2", "profile_ct2", "search_ct2",
-                     *[f"scratch_{n}_seed0" for n in recorded]]
+                     *[f"scratch_{n}_seed0" for n in race],
+                     *[f"scratch_{n}_seed0" for n in recorded if n not in race]]
     sub = r.subnet_yaml("Transformer-smallest", r.space.smallest())
     (tmp_path / ".stages" / "search_ct2.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
     names = [j.name for j in fu.ct2_jobs(r)]
-    assert names[5:8] == [f"scratch_HAT-CT2@5.5ms_seed{s}" for s in (0, 1, 2)]
+    assert names[7:10] == [f"scratch_HAT-CT2@5.5ms_seed{s}" for s in (0, 1, 2)]
     assert set(fu.ct2_models(r)) == {"HAT-CT2@5.5ms", *recorded}
 
 
