@@ -51,6 +51,9 @@ def add_followup_args(p) -> None:
     add("--ct2-profile-samples", type=int, default=400, help="--stage ct2: SubTransformers in the CT2 dataset")
     add("--recorded", default=str(RESULTS / "reproduce_multi30k.json"),
         help="--stage ct2*: the recorded models (names, subnets, seeds' BLEU) of docs/results.md")
+    add("--ct2-search-record", default=str(RESULTS / "reproduce_multi30k_ct2_search.json"),
+        help="--stage ct2: the search's found SubTransformers, written once it ran; a workdir without a search adopts "
+             "them and skips the SuperTransformer, the profile and the search ('' searches anew)")
     add("--ct2-results", default=str(RESULTS / "reproduce_multi30k_ct2.json"))
     add("--ct2-plot", default=str(ROOT / "docs" / "img" / "multi30k_ct2_bleu_vs_ms_per_sentence.png"))
     add("--deployed-chunk", type=int, default=100, help="--stage ct2-measure: sentences per interleaved chunk")
@@ -147,10 +150,48 @@ def recorded(r) -> dict[str, dict]:
 RACE_MODELS = ("Transformer-e2d2", "Transformer-smallest")
 
 
+def publish_search(r, found: dict) -> None:
+    """Write the finished search (each budget's subnet YAML content, the predictor's CV metrics) to
+    ``--ct2-search-record``, so that another machine's workdir can adopt it (:func:`adopt_search`)."""
+    from hat.config import load_yaml
+    path = Path(r.args.ct2_search_record)
+    subnets = {b: load_yaml(p) for b, p in found["subnets"].items()}
+    if path.is_file() and json.loads(path.read_text()).get("subnets") == subnets:
+        return
+    out = {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(), "written": time_now(),
+           "budgets_ms": found.get("budgets_ms"), "supernet": found.get("supernet"), "device": found.get("device"),
+           "predictor_cv": (r.stages.result("predictor_ct2") or {}).get("report"), "subnets": subnets}
+    atomic_write(path, json.dumps(out, indent=1))
+
+
+def adopt_search(r) -> None:
+    """Make ``--ct2-search-record``'s SubTransformers this workdir's ``search_ct2`` stage (a new machine: the
+    SuperTransformer, profile and search are not redone)."""
+    from hat.config import dump_yaml
+    from hat.search import budget_subnet_filename
+    path = Path(r.args.ct2_search_record)
+    rec = json.loads(path.read_text())
+    out = r.workdir / "search_ct2"
+    out.mkdir(parents=True, exist_ok=True)
+    for b, meta in rec["subnets"].items():
+        SubnetConfig.from_dict(meta, f"{path}: {b}")  # a malformed record is refused before anything trains
+        dump_yaml(meta, out / budget_subnet_filename(float(b)))
+    r.stages.stage("search_ct2", lambda: {"from_record": str(path), "budgets_ms": rec.get("budgets_ms"), "subnets": {
+        b: str(out / budget_subnet_filename(float(b))) for b in rec["subnets"]}})
+
+
+def time_now() -> str:
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def ct2_jobs(r) -> list[Job]:
     """Data, the SuperTransformer (HAT's recipe, twice the recorded CPU time), the CT2 latency dataset, predictor and
-    search; then the recorded models' seed 0: the two uniform ones the runtime race trains on (RACE_MODELS) first, then
-    the searched models' seeds (they decide the verdict), then the other recorded models."""
+    search (or the committed search, ``--ct2-search-record``, on a new workdir); then the recorded models' seed 0: the
+    two uniform ones the runtime race trains on (RACE_MODELS) first, then the searched models' seeds (they decide the
+    verdict), then the other recorded models."""
+    if r.stages.result("search_ct2") is None and r.args.ct2_search_record and Path(r.args.ct2_search_record).is_file():
+        adopt_search(r)
     ref = int(json.loads(Path(r.args.ranking_record).read_text())["hat_random"]["supernet"]["updates"])
     super_ckpt = str(r.workdir / "supernet_hat_random_x2" / "checkpoint_last.pt")
     out = [Job("prepare", (), r.prepare), Job("supernet_hat_random", ("prepare",), lambda: r.supernet("hat_random", ref)),
@@ -158,6 +199,10 @@ def ct2_jobs(r) -> list[Job]:
            Job("profile_ct2", ("prepare",), lambda: r.profile("cpu_ct2", "_ct2", r.args.ct2_profile_samples)),
            Job("search_ct2", ("supernet_hat_random_x2", "profile_ct2"), lambda: r.search(super_ckpt, "cpu_ct2", "_ct2"))]
     found = r.stages.result("search_ct2") or {"subnets": {}}
+    if found["subnets"]:  # what only fed the search is not needed any more (nor redone on an adopted search)
+        out = [j for j in out if j.name in ("prepare", "search_ct2")]
+        if r.args.ct2_search_record and not found.get("from_record"):
+            publish_search(r, found)
     seed0 = {name: Job(f"scratch_{name}_seed0", ("prepare",), lambda n=name, y=r.subnet_yaml(
         name, SubnetConfig.from_dict(rec["subnet"])): r.scratch(n, y, 0)) for name, rec in recorded(r).items()}
     out += [seed0.pop(n) for n in RACE_MODELS if n in seed0]

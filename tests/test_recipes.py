@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hat.space import SubnetConfig
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "scripts" / "recipes").glob("*.sh"))
 TASKS = [p for p in RECIPES if p.name != "pipeline.sh"]
@@ -124,7 +125,6 @@ def _workdir_from_record(w, record):
     import json
     import random
 
-    from hat.space import SubnetConfig
     (w / ".stages").mkdir(parents=True)
     refs = [f"a dog number {i} runs across the white fence" for i in range(60)]
     subnets = {}
@@ -236,7 +236,7 @@ def test_reproduce_multi30k_ct2_job_order(tmp_path):
     race's two uniform models first, then the searched models' seeds (once the search ran), then the other recorded
     models' seed 0."""
     import json
-    _, r = _repro(tmp_path, "--stage", "ct2")
+    _, r = _repro(tmp_path, "--stage", "ct2", "--ct2-search-record", str(tmp_path / "search.json"))
     import reproduce_multi30k_followups as fu
     names = [j.name for j in fu.ct2_jobs(r)]
     recorded = [x["name"] for x in json.loads(Path(r.args.recorded).read_text())]
@@ -248,8 +248,37 @@ def test_reproduce_multi30k_ct2_job_order(tmp_path):
     sub = r.subnet_yaml("Transformer-smallest", r.space.smallest())
     (tmp_path / ".stages" / "search_ct2.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
     names = [j.name for j in fu.ct2_jobs(r)]
-    assert names[7:10] == [f"scratch_HAT-CT2@5.5ms_seed{s}" for s in (0, 1, 2)]
+    assert names[:2] == ["prepare", "search_ct2"]  # what only fed the search is not needed any more
+    assert names[4:7] == [f"scratch_HAT-CT2@5.5ms_seed{s}" for s in (0, 1, 2)]
+    assert json.loads((tmp_path / "search.json").read_text())["subnets"]["5.5"]["subnet"] == \
+        r.space.smallest().to_dict()  # published for another machine's workdir
     assert set(fu.ct2_models(r)) == {"HAT-CT2@5.5ms", *recorded}
+
+
+def test_reproduce_multi30k_ct2_adopts_a_committed_search(tmp_path):
+    """A new workdir takes the committed search's SubTransformers and skips the SuperTransformer, profile and
+    search; a malformed record is refused in one error before anything trains."""
+    import json
+    from hat.errors import HatError
+    import reproduce_multi30k_followups as fu
+    cfg = _load_repro().Repro(_load_repro().build_parser().parse_args(
+        ["--workdir", str(tmp_path / "a"), "--stage", "ct2"])).space.smallest()
+    rec = tmp_path / "search.json"
+    rec.write_text(json.dumps({"budgets_ms": [7.5], "subnets": {"7.5": {"subnet": cfg.to_dict(), "valid_loss": 2.0}}}))
+    _, r = _repro(tmp_path / "w", "--stage", "ct2", "--ct2-search-record", str(rec))
+    names = [j.name for j in fu.ct2_jobs(r)]
+    assert names[:2] == ["prepare", "search_ct2"] and "supernet_hat_random" not in names
+    assert "scratch_HAT-CT2@7.5ms_seed2" in names
+    found = r.stages.result("search_ct2")
+    assert found["from_record"] == str(rec)
+    assert SubnetConfig.load_yaml(found["subnets"]["7.5"]) == cfg
+    rec.write_text(json.dumps({"subnets": {"7.5": {"subnet": {"encoder_layer_num": "many"}}}}))
+    _, r = _repro(tmp_path / "bad", "--stage", "ct2", "--ct2-search-record", str(rec))
+    with pytest.raises(HatError):
+        fu.ct2_jobs(r)
+    assert r.stages.result("search_ct2") is None
+    _, r = _repro(tmp_path / "anew", "--stage", "ct2", "--ct2-search-record", "")
+    assert "supernet_hat_random" in [j.name for j in fu.ct2_jobs(r)]
 
 
 def test_deployed_front_puts_each_model_at_its_fastest_runtime_with_its_bleu_shift():
