@@ -39,6 +39,9 @@ def main(argv=None) -> int:
     samples = [{"stage": p.stem, **json.loads(p.read_text())} for p in stages]
     summary = {"stage_seconds": {s["stage"]: s.get("seconds") for s in samples},
                "sum_stage_seconds": sum(s.get("seconds") or 0 for s in samples), "wall_s": args.wall_s}
+    run_summary = Path(args.workdir) / "summary.json"  # the table it printed: predicted ms, the kept model
+    if run_summary.is_file():
+        summary["quickstart_summary"] = json.loads(run_summary.read_text())
     print(json.dumps(summary, indent=1))
     print(f"raw record: {rec.write(args=vars(args), samples=samples, summary=summary)}")
     return 0
