@@ -89,6 +89,18 @@ def test_a_claim_of_a_live_process_is_respected_and_a_stale_one_taken_over(tmp_p
     assert (tmp_path / ".stages" / "x.claim").read_text() == str(os.getpid())
 
 
+def settled_state(pid: int, done, timeout_s: float = 5.0) -> str:
+    """The process's state letter once ``done(state)`` holds (signals are delivered asynchronously: on a loaded
+    machine the stopped process may still read 'R' just after SIGSTOP), or the last one read at the timeout."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = open(f"/proc/{pid}/stat").read().split(")")[1].split()[0]
+        if done(state) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.01)
+
+
 def test_others_paused_stops_and_continues_the_other_processes(tmp_path):
     st = pipeline.Stages(tmp_path, log=lambda m: None)
     runner = pipeline.JobRunner(st, process_tag="hat_pipeline_marker")
@@ -97,10 +109,8 @@ def test_others_paused_stops_and_continues_the_other_processes(tmp_path):
         (tmp_path / f"train.{other.pid}.pid").write_text(str(other.pid))
         with runner.others_paused() as paused:
             assert paused == [other.pid]
-            state = open(f"/proc/{other.pid}/stat").read().split(")")[1].split()[0]
-            assert state == "T"
-        state = open(f"/proc/{other.pid}/stat").read().split(")")[1].split()[0]
-        assert state != "T"
+            assert settled_state(other.pid, lambda s: s == "T") == "T"
+        assert settled_state(other.pid, lambda s: s != "T") != "T"
     finally:
         other.kill()
         other.wait()
