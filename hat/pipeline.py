@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -302,13 +303,24 @@ def fit_latency_predictor(csv: Path, device_name: str, space_name: str, out: Pat
     return result
 
 
-def latency_budgets(csv: Path, quantiles: Sequence[float] = (0.25, 0.5, 0.75)) -> dict:
-    """Latency budgets at ``quantiles`` of the measured latencies (default: 25th, 50th, 75th percentile)."""
+def latency_budgets(csv: Path, quantiles: Sequence[float] = (0.25, 0.5, 0.75),
+                    predictor: Optional[Path] = None) -> dict:
+    """Latency budgets at ``quantiles`` (default: 25th, 50th, 75th percentile) of the profiled SubTransformers'
+    measured latencies, or with ``predictor`` of their predicted ones: the latencies the search compares with its
+    budgets. Those budgets are always feasible for the search, however noisy the profile was (on a busy machine a
+    measured 25th percentile fell below the fastest prediction in the space, and the search refused it)."""
     from hat.latency.records import read_latency_csv
-    lat = sorted(r.latency_ms for r in read_latency_csv(csv))
-    if not lat:
+    records = read_latency_csv(csv)
+    if not records:
         raise HatError(f"{csv}: no latency rows to choose budgets from")
-    return {"budgets_ms": [round(lat[int(round(f * (len(lat) - 1)))], 2) for f in quantiles]}
+    if predictor is None:
+        lat = sorted(r.latency_ms for r in records)
+        return {"budgets_ms": [round(lat[int(round(f * (len(lat) - 1)))], 2) for f in quantiles]}
+    from hat.predictor import load_predictor
+    lat = sorted(float(x) for x in load_predictor(predictor).predict_records(records))
+    # rounded up: a budget rounded below the prediction it came from could exclude that very config
+    return {"budgets_ms": [math.ceil(lat[int(round(f * (len(lat) - 1)))] * 100) / 100 for f in quantiles],
+            "source": "predicted"}
 
 
 def search_settings(population: int, iterations: int, valid_subset: Optional[int] = None,

@@ -43,6 +43,27 @@ def test_budgets_are_latency_quartiles(tmp_path):
     assert pipeline.latency_budgets(tmp_path / "lat.csv")["budgets_ms"] == [3.0, 5.0, 7.0]
 
 
+def test_predicted_budgets_are_feasible_however_noisy_the_profile(tmp_path):
+    """The quickstart's budgets are percentiles of the profiled configs' *predicted* latencies: never below the
+    fastest prediction, where a noisy profile's measured 25th percentile was (issue 26, 2 busy loops)."""
+    import random
+    from hat.latency.records import CsvAppender, LatencyRecord, read_latency_csv
+    space = load_space("multi30k_tiny")
+    rng = random.Random(0)
+    with CsvAppender(tmp_path / "lat.csv") as appender:
+        for _ in range(40):
+            cfg = space.sample(rng)
+            noisy_ms = 5.0 + cfg.decoder_layer_num * 3.0 + rng.choice([-4.0, 0.0, 6.0])  # a loaded machine's spread
+            appender.append(LatencyRecord.from_subnet(cfg, noisy_ms, 0.0, 0.0, 0.0))
+    pipeline.fit_latency_predictor(tmp_path / "lat.csv", "cpu", "multi30k_tiny", tmp_path / "pred.pt", log=print)
+    from hat.predictor import load_predictor
+    pred = load_predictor(tmp_path / "pred.pt")
+    out = pipeline.latency_budgets(tmp_path / "lat.csv", predictor=tmp_path / "pred.pt")
+    assert out["source"] == "predicted" and out["budgets_ms"] == sorted(out["budgets_ms"])
+    fastest_profiled = min(pred.predict_records(read_latency_csv(tmp_path / "lat.csv")))
+    assert out["budgets_ms"][0] >= fastest_profiled
+
+
 def test_search_settings_keep_fast_yaml_and_split_the_population():
     s = pipeline.search_settings(40, 8, valid_subset=300)
     assert (s.population_size, s.parent_size, s.mutation_size, s.crossover_size) == (40, 10, 15, 15)
