@@ -315,12 +315,14 @@ def latency_budgets(csv: Path, quantiles: Sequence[float] = (0.25, 0.5, 0.75),
         raise HatError(f"{csv}: no latency rows to choose budgets from")
     if predictor is None:
         lat = sorted(r.latency_ms for r in records)
-        return {"budgets_ms": [round(lat[int(round(f * (len(lat) - 1)))], 2) for f in quantiles]}
-    from hat.predictor import load_predictor
-    lat = sorted(float(x) for x in load_predictor(predictor).predict_records(records))
+    else:
+        from hat.predictor import load_predictor
+        lat = sorted(float(x) for x in load_predictor(predictor).predict_records(records))
+    picked = [lat[int(round(f * (len(lat) - 1)))] for f in quantiles]
+    if predictor is None:
+        return {"budgets_ms": [round(x, 2) for x in picked]}
     # rounded up: a budget rounded below the prediction it came from could exclude that very config
-    return {"budgets_ms": [math.ceil(lat[int(round(f * (len(lat) - 1)))] * 100) / 100 for f in quantiles],
-            "source": "predicted"}
+    return {"budgets_ms": [math.ceil(x * 100) / 100 for x in picked], "source": "predicted"}
 
 
 def search_settings(population: int, iterations: int, valid_subset: Optional[int] = None,

@@ -195,15 +195,15 @@ def run_quickstart(settings: QuickstartSettings, log: Callable[[str], None] = pr
     fit = st.stage("predictor", lambda: steps.fit_latency_predictor(lay.latency_csv, DEVICE, SPACE, lay.predictor,
                                                                      report_dir=w, log=log))
     # percentiles of the predicted latencies of the profiled configs: what the search compares with its budgets
-    budgets = st.stage("budgets_predicted", lambda: steps.latency_budgets(lay.latency_csv,
-                                                                          predictor=lay.predictor))["budgets_ms"]
+    asked_ms = st.stage("budgets_predicted", lambda: steps.latency_budgets(lay.latency_csv,
+                                                                           predictor=lay.predictor))["budgets_ms"]
     found = st.stage("search", lambda: steps.search_subnets(
         lay.supernet, DEVICE, lay.predictor, lay.data_bin, lay.search_dir, steps.search_settings(
             preset.search_population, preset.search_iterations, preset.valid_subset, preset.search_parents,
-            preset.search_mutations, preset.search_crossovers), w / "search_settings.yaml", budgets, log))["subnets"]
+            preset.search_mutations, preset.search_crossovers), w / "search_settings.yaml", asked_ms, log))["subnets"]
     budgets = sorted(float(b) for b in found)  # the search's own (a workdir searched before budgets_predicted)
-    rows = [result_row(b, found[f"{b}"], st.stage(f"measure_{b}ms", lambda b=b: steps.measure_latency(
-        found[f"{b}"], DEVICE, SPACE, vocab_size))) for b in budgets]
+    rows = [result_row(b, found[str(b)], st.stage(f"measure_{b}ms", lambda b=b: steps.measure_latency(
+        found[str(b)], DEVICE, SPACE, vocab_size))) for b in budgets]
     kept = kept_budget(found)
     ft = st.stage("keep", lambda: keep_model(lay, preset, threads, found[kept], log))
     score = st.stage("bleu_kept", lambda: steps.score_bleu(ft["checkpoint"], lay.data_bin, lay.kept_dir, preset.beam,

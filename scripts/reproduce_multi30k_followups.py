@@ -154,11 +154,12 @@ def publish_search(r, found: dict) -> None:
     """Write the finished search (each budget's subnet YAML content, the predictor's CV metrics) to
     ``--ct2-search-record``, so that another machine's workdir can adopt it (:func:`adopt_search`)."""
     from hat.config import load_yaml
+    from hat.latency.protocol import utc_timestamp
     path = Path(r.args.ct2_search_record)
     subnets = {b: load_yaml(p) for b, p in found["subnets"].items()}
     if path.is_file() and json.loads(path.read_text()).get("subnets") == subnets:
         return
-    out = {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(), "written": time_now(),
+    out = {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(), "written": utc_timestamp(),
            "budgets_ms": found.get("budgets_ms"), "supernet": found.get("supernet"), "device": found.get("device"),
            "predictor_cv": (r.stages.result("predictor_ct2") or {}).get("report"), "subnets": subnets}
     atomic_write(path, json.dumps(out, indent=1))
@@ -178,11 +179,6 @@ def adopt_search(r) -> None:
         dump_yaml(meta, out / budget_subnet_filename(float(b)))
     r.stages.stage("search_ct2", lambda: {"from_record": str(path), "budgets_ms": rec.get("budgets_ms"), "subnets": {
         b: str(out / budget_subnet_filename(float(b))) for b in rec["subnets"]}})
-
-
-def time_now() -> str:
-    import datetime
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def ct2_jobs(r) -> list[Job]:

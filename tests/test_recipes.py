@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from hat.space import SubnetConfig
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "scripts" / "recipes").glob("*.sh"))
