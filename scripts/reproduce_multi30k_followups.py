@@ -183,9 +183,9 @@ def adopt_search(r) -> None:
 
 def ct2_jobs(r) -> list[Job]:
     """Data, the SuperTransformer (HAT's recipe, twice the recorded CPU time), the CT2 latency dataset, predictor and
-    search (or the committed search, ``--ct2-search-record``, on a new workdir); then the recorded models' seed 0: the
-    two uniform ones the runtime race trains on (RACE_MODELS) first, then the searched models' seeds (they decide the
-    verdict), then the other recorded models."""
+    search (or the committed search, ``--ct2-search-record``, on a new workdir); then the searched models' seeds (they
+    decide the verdict at CTranslate2 latency, which needs no other training), then the recorded models' seed 0 (for
+    the deployed comparison): the two uniform ones the runtime race trains on (RACE_MODELS) first."""
     if r.stages.result("search_ct2") is None and r.args.ct2_search_record and Path(r.args.ct2_search_record).is_file():
         adopt_search(r)
     ref = int(json.loads(Path(r.args.ranking_record).read_text())["hat_random"]["supernet"]["updates"])
@@ -201,10 +201,10 @@ def ct2_jobs(r) -> list[Job]:
             publish_search(r, found)
     seed0 = {name: Job(f"scratch_{name}_seed0", ("prepare",), lambda n=name, y=r.subnet_yaml(
         name, SubnetConfig.from_dict(rec["subnet"])): r.scratch(n, y, 0)) for name, rec in recorded(r).items()}
-    out += [seed0.pop(n) for n in RACE_MODELS if n in seed0]
     out += [Job(f"scratch_HAT-CT2@{float(b):g}ms_seed{s}", ("search_ct2",),
                 lambda n=f"HAT-CT2@{float(b):g}ms", y=Path(p), s=s: r.scratch(n, y, s))
             for s in r.args.seeds for b, p in found["subnets"].items()]
+    out += [seed0.pop(n) for n in RACE_MODELS if n in seed0]
     return out + list(seed0.values())
 
 

@@ -234,8 +234,8 @@ def test_reproduce_multi30k_ablation_on_a_new_machine_uses_the_ranking_record(tm
 
 def test_reproduce_multi30k_ct2_job_order(tmp_path):
     """--stage ct2: data, the 2x-CPU-time HAT SuperTransformer, the CT2 latency dataset and search; the runtime
-    race's two uniform models first, then the searched models' seeds (once the search ran), then the other recorded
-    models' seed 0."""
+    searched models' seeds (once the search ran), then the recorded models' seed 0, the runtime race's two uniform
+    models first."""
     import json
     _, r = _repro(tmp_path, "--stage", "ct2", "--ct2-search-record", str(tmp_path / "search.json"))
     import reproduce_multi30k_followups as fu
@@ -250,7 +250,8 @@ def test_reproduce_multi30k_ct2_job_order(tmp_path):
     (tmp_path / ".stages" / "search_ct2.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
     names = [j.name for j in fu.ct2_jobs(r)]
     assert names[:2] == ["prepare", "search_ct2"]  # what only fed the search is not needed any more
-    assert names[4:7] == [f"scratch_HAT-CT2@5.5ms_seed{s}" for s in (0, 1, 2)]
+    assert names[2:7] == [*[f"scratch_HAT-CT2@5.5ms_seed{s}" for s in (0, 1, 2)],
+                          *[f"scratch_{n}_seed0" for n in race]]  # the verdict's trainings first
     assert json.loads((tmp_path / "search.json").read_text())["subnets"]["5.5"]["subnet"] == \
         r.space.smallest().to_dict()  # published for another machine's workdir
     assert set(fu.ct2_models(r)) == {"HAT-CT2@5.5ms", *recorded}
