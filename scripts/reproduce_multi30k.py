@@ -280,7 +280,7 @@ class Repro:
     def annotate(self, records: list[dict], tag: str = "") -> None:
         """:func:`hat.compare.annotate` with this workdir's runs and its search's fitness of every model."""
         search, fitness = self.stages.result(f"search{tag}"), None
-        if search and Path(search["supernet"]).is_file():
+        if search and Path(search.get("supernet") or "-").is_file():  # an adopted search has no supernet here
             from hat.search.scoring import fitness_as_searched
             fitness = fitness_as_searched(search["supernet"], self.workdir / f"search_settings{tag}.yaml", self.data,
                                           self.workdir / f"search{tag}" / "search_log.jsonl",
@@ -289,8 +289,8 @@ class Repro:
 
     def run_dir(self, name: str, seed: int) -> Path | None:
         """The folder of a finished from-scratch training (None when it has not run here)."""
-        done = self.stages.result(f"scratch_{name}_seed{seed}")
-        return Path(done["checkpoint"]).parent if done else None
+        done = self.stages.result(f"scratch_{name}_seed{seed}") or {}
+        return Path(done["checkpoint"]).parent if done.get("checkpoint") else None  # adopted: trained elsewhere
 
     def diagnostics(self, records: list[dict], latency_ms: dict, tag: str = "", device: str = "cpu") -> list[str]:
         """The measurements behind the verdict: ranking tau, predictor error, seed std, paired bootstrap, search

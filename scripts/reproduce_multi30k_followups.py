@@ -14,10 +14,16 @@ workdir layout and with the same settings, each a list of jobs over a :class:`re
   runs it (hat's ONNX runtime and CTranslate2, float32 and int8): HAT-protocol latency and ms/sentence translating
   test_2016_flickr (beam 5, batch 1, 1 thread), interleaved, training paused meanwhile. ``ct2-report`` writes
   ``benchmarks/results/reproduce_multi30k_ct2.json``, the table, both verdicts and the plot.
+
+  The work outlives the machine (``runs/`` does not: a sitting holds ~2.5 h of two cores, the whole ~9): the search
+  (``--ct2-search-record``), every finished training (``--ct2-trainings-record``) and every measurement batch
+  (``--ct2-deployed-record``) are committed records that a new workdir adopts; only a seed-0 checkpoint is needed
+  on the machine that deploys it, so each sitting measures what it trained.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import statistics
@@ -54,6 +60,12 @@ def add_followup_args(p) -> None:
     add("--ct2-search-record", default=str(RESULTS / "reproduce_multi30k_ct2_search.json"),
         help="--stage ct2: the search's found SubTransformers, written once it ran; a workdir without a search adopts "
              "them and skips the SuperTransformer, the profile and the search ('' searches anew)")
+    add("--ct2-trainings-record", default=str(RESULTS / "reproduce_multi30k_ct2_trainings.json"),
+        help="--stage ct2*: every finished from-scratch training's result, written as they finish; a workdir adopts "
+             "those it lacks and does not train them again, except a seed 0 whose model is still to be deployed "
+             "(--ct2-deployed-record) ('' keeps no record)")
+    add("--ct2-deployed-record", default=str(RESULTS / "reproduce_multi30k_ct2_deployed.json"),
+        help="--stage ct2-measure: every sitting's measurement (a batch), kept across machines")
     add("--ct2-results", default=str(RESULTS / "reproduce_multi30k_ct2.json"))
     add("--ct2-plot", default=str(ROOT / "docs" / "img" / "multi30k_ct2_bleu_vs_ms_per_sentence.png"))
     add("--deployed-chunk", type=int, default=100, help="--stage ct2-measure: sentences per interleaved chunk")
@@ -181,6 +193,53 @@ def adopt_search(r) -> None:
         b: str(out / budget_subnet_filename(float(b))) for b in rec["subnets"]}})
 
 
+# what a from-scratch training's record keeps (the checkpoint stays on the machine that trained it)
+TRAINING_KEYS = ("name", "seed", "updates", "valid_loss", "valid_nll_loss", "best_valid_loss", "valid_curve", "bleu",
+                 "tokenized_bleu", "signature", "loop_share", "cpu_seconds_this_sitting")
+
+
+def read_record(path: str, empty: dict) -> dict:
+    """A committed record's JSON (``empty`` where there is none); a malformed one is one error."""
+    if not path or not Path(path).is_file():
+        return empty
+    try:
+        rec = json.loads(Path(path).read_text())
+    except ValueError as e:
+        raise HatError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(rec, dict) or not all(isinstance(rec.get(k), type(v)) for k, v in empty.items()):
+        raise HatError(f"{path}: not a record of this reproduction (expected keys {', '.join(empty)})")
+    return rec
+
+
+def publish_trainings(r) -> None:
+    """Write this workdir's finished from-scratch trainings into ``--ct2-trainings-record`` (those adopted from it
+    stay as they are), so that a later machine skips them (:func:`adopt_trainings`)."""
+    from hat.latency.protocol import utc_timestamp
+    path = r.args.ct2_trainings_record
+    rec = read_record(path, {"trainings": {}})
+    mine = {k: v for k, v in steps.finished_stages(r.workdir, "scratch_*").items() if not v.get("from_record")}
+    new = {k: {**{f: v[f] for f in TRAINING_KEYS if f in v}, "host": platform.node(), "written": utc_timestamp()}
+           for k, v in mine.items() if {f: v.get(f) for f in TRAINING_KEYS} != {
+               f: rec["trainings"].get(k, {}).get(f) for f in TRAINING_KEYS}}
+    if path and new:
+        atomic_write(Path(path), json.dumps({**rec, "trainings": {**rec["trainings"], **new}}, indent=1))
+
+
+def deployed_names(r) -> set[str]:
+    """The models whose seed-0 checkpoint a batch of ``--ct2-deployed-record`` has measured."""
+    batches = read_record(r.args.ct2_deployed_record, {"batches": []})["batches"]
+    return {d["name"] for b in batches for d in b["deployed"]}
+
+
+def adopt_trainings(r) -> None:
+    """Make ``--ct2-trainings-record``'s trainings this workdir's finished stages, except a seed 0 of a model not yet
+    deployed (its checkpoint is what the runtimes translate with, so this machine trains it)."""
+    path, deployed = r.args.ct2_trainings_record, deployed_names(r)
+    for stage, res in read_record(path, {"trainings": {}})["trainings"].items():
+        if r.stages.result(stage) is None and (res.get("seed") != 0 or res.get("name") in deployed):
+            r.stages.stage(stage, lambda res=res: {**res, "from_record": path})
+
+
 def ct2_jobs(r) -> list[Job]:
     """Data, the SuperTransformer (HAT's recipe, twice the recorded CPU time), the CT2 latency dataset, predictor and
     search (or the committed search, ``--ct2-search-record``, on a new workdir); then the searched models' seeds (they
@@ -188,6 +247,8 @@ def ct2_jobs(r) -> list[Job]:
     the deployed comparison): the two uniform ones the runtime race trains on (RACE_MODELS) first."""
     if r.stages.result("search_ct2") is None and r.args.ct2_search_record and Path(r.args.ct2_search_record).is_file():
         adopt_search(r)
+    adopt_trainings(r)
+    publish_trainings(r)
     ref = int(json.loads(Path(r.args.ranking_record).read_text())["hat_random"]["supernet"]["updates"])
     super_ckpt = str(r.workdir / "supernet_hat_random_x2" / "checkpoint_last.pt")
     out = [Job("prepare", (), r.prepare), Job("supernet_hat_random", ("prepare",), lambda: r.supernet("hat_random", ref)),
@@ -215,20 +276,37 @@ def ct2_models(r) -> dict[str, tuple[str, float | None, Path]]:
     return {**rec, **r.models("_ct2", "HAT-CT2")}
 
 
+def protocol_items(models: dict) -> dict[str, tuple]:
+    """``{deployment key: (subnet, runtime, quantize)}`` of every model in every runtime that runs it (HAT's
+    protocol runs random weights: the architecture alone decides its latency)."""
+    from hat.latency.deployed import DEPLOYMENTS, runnable
+    out = {}
+    for n, (_, _, sub) in models.items():
+        cfg = SubnetConfig.load_yaml(sub)
+        out.update({f"{n}|{rt}|{q}": (cfg, rt, q) for rt, q in DEPLOYMENTS if runnable(cfg, rt)})
+    return out
+
+
+def seed0_checkpoint(r, name: str) -> str | None:
+    """The seed-0 checkpoint of ``name`` where this machine has it (an adopted training has none)."""
+    ck = (r.stages.result(f"scratch_{name}_seed0") or {}).get("checkpoint")
+    return ck if ck and Path(ck).is_file() else None
+
+
 def ct2_measure(r) -> dict:
-    """Every model's seed-0 checkpoint in every runtime that runs it: HAT-protocol latency (stage
-    ``ct2_protocol``, interleaved rounds) and ms/sentence on test_2016_flickr (stage ``ct2_deployed``, interleaved
-    chunks; each deployment's translations in its export folder), training paused meanwhile -> ``latency_ct2.json``."""
+    """One batch, training paused meanwhile: HAT-protocol latency of every model in every runtime that runs it
+    (interleaved rounds), and ms/sentence on test_2016_flickr (interleaved chunks; translations in each export
+    folder) of the seed-0 checkpoints this machine trained that no batch of ``--ct2-deployed-record`` has measured.
+    The batch is appended there: trainings span machines (``runs/`` does not survive one), so each sitting deploys
+    what it trained and the report carries earlier batches over by their own protocol latency (:func:`deployed_rows`)."""
     from hat.latency.deployed import export_deployments, protocol_rounds, time_deployments
+    from hat.latency.protocol import utc_timestamp
     from hat.score import sacrebleu_corpus
-    models = ct2_models(r)
-    missing = [n for n in models if not r.stages.result(f"scratch_{n}_seed0")]
-    if missing:
-        raise HatError(f"{r.workdir}: seed 0 of {', '.join(missing)} not trained yet (--stage ct2 trains it)")
-    deps = [d for n in models for d in export_deployments(
-        n, r.stages.result(f"scratch_{n}_seed0")["checkpoint"], r.data, r.workdir / "deploy")]
-    src, refs = test_set(r)
-    items = {d.key: (SubnetConfig.load_yaml(models[d.name][2]), d.runtime, d.quantize) for d in deps}
+    models, done = ct2_models(r), deployed_names(r)
+    ready = {n: ck for n in models if n not in done and (ck := seed0_checkpoint(r, n))}
+    deps = [d for n, ck in ready.items() for d in export_deployments(n, ck, r.data, r.workdir / "deploy")]
+    items, (src, refs) = protocol_items(models), test_set(r)
+    tag = hashlib.sha1(" ".join([*items, "/", *(d.key for d in deps)]).encode()).hexdigest()[:10]
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
 
     def protocol():
@@ -245,15 +323,21 @@ def ct2_measure(r) -> dict:
             atomic_write(Path(d.export_dir) / "test_2016_flickr.hyp", "".join(h + "\n" for h in hyps))
             timed[d.key]["sacrebleu_seed0"] = round(sacrebleu_corpus(hyps, refs)[0], 2)
         return {"timed": timed, "paused_train_pids": paused}
-    protocol_res = r.stages.stage("ct2_protocol", protocol)
-    deployed_res = r.stages.stage("ct2_deployed", deployed)
-    res = {"command": " ".join([sys.executable, *sys.argv]), "host": platform.node(), "versions": versions(),
-           "protocol": protocol_res, "sentences": len(src), "beam": 5, "batch_size": 1, "threads": 1,
-           "deployed": [{"name": d.name, "runtime": d.runtime, "quantize": d.quantize, "export_dir": d.export_dir,
-                         "protocol_ms": protocol_res["latency_ms"][d.key], **deployed_res["timed"][d.key]}
-                        for d in deps]}
-    atomic_write(r.workdir / "latency_ct2.json", json.dumps(res, indent=1))
-    return res
+    protocol_res = r.stages.stage(f"ct2_protocol_{tag}", protocol)
+    deployed_res = r.stages.stage(f"ct2_deployed_{tag}", deployed) if deps else {"timed": {}}
+    batch = {"tag": tag, "command": " ".join([sys.executable, *sys.argv]), "host": platform.node(),
+             "written": utc_timestamp(), "versions": versions(), "protocol": protocol_res, "sentences": len(src),
+             "beam": 5, "batch_size": 1, "threads": 1, "not_deployed": sorted(set(models) - done - set(ready)),
+             "deployed": [{"name": d.name, "runtime": d.runtime, "quantize": d.quantize, "export_dir": d.export_dir,
+                           "protocol_ms": protocol_res["latency_ms"][d.key], **deployed_res["timed"][d.key]}
+                          for d in deps]}
+    rec = read_record(r.args.ct2_deployed_record, {"batches": []})
+    if r.args.ct2_deployed_record and tag not in [x.get("tag") for x in rec["batches"]]:
+        atomic_write(Path(r.args.ct2_deployed_record), json.dumps({**rec, "batches": [*rec["batches"], batch]},
+                                                                  indent=1))
+    log(f"measured {len(items)} deployments on HAT's protocol, {len(deps)} on test_2016_flickr; not yet deployable "
+        f"here: {', '.join(batch['not_deployed']) or 'none'}")
+    return batch
 
 
 def test_set(r) -> tuple[list[str], list[str]]:
@@ -307,10 +391,26 @@ def front_lines(points: list[dict]) -> list[str]:
     return out
 
 
-def ct2_records(r, measured: dict) -> list[dict]:
+def deployed_rows(batches: list[dict]) -> list[dict]:
+    """Every deployed measurement of every batch (a model's latest), its ms/sentence carried over to the latest
+    batch's machine: x (the deployment's protocol latency in the latest batch / in its own batch), so that batches
+    from different machines or loads compare; the raw value stays as ``ms_per_sentence_measured``."""
+    latest = batches[-1]["protocol"]["latency_ms"]
+    rows = {}
+    for i, b in enumerate(batches):
+        for d in b["deployed"]:
+            key = f"{d['name']}|{d['runtime']}|{d['quantize']}"
+            scale = latest[key] / d["protocol_ms"] if key in latest else 1.0
+            rows[key] = {k: d[k] for k in ("name", "runtime", "quantize", "protocol_ms", "sacrebleu_seed0")} | {
+                "batch": i, "host": b.get("host"), "ms_per_sentence_measured": d["ms_per_sentence"],
+                "ms_per_sentence": d["ms_per_sentence"] * scale, "carried_over_by": round(scale, 4)}
+    return list(rows.values())
+
+
+def ct2_records(r, protocol_ms: dict[str, float]) -> list[dict]:
     """The report's records: latency = CTranslate2 float32 HAT-protocol latency (``runtime`` ctranslate2), or hat's
     ONNX runtime's for models CTranslate2 cannot run; BLEU over seeds: trained here (HAT-CT2), else recorded."""
-    rec, deployed = recorded(r), measured["deployed"]
+    rec = recorded(r)
     trained = steps.finished_stages(r.workdir, "scratch_*")
     runs = {n: ([(s, trained[f"scratch_{n}_seed{s}"]) for s in r.args.seeds if f"scratch_{n}_seed{s}" in trained]
                 if n not in rec else [(s, {"bleu": b, "valid_nll_loss": v}) for s, b, v in
@@ -318,9 +418,8 @@ def ct2_records(r, measured: dict) -> list[dict]:
             for n in ct2_models(r)}
     lat, runtime = {}, {}
     for n in runs:
-        mine = {(d["runtime"], d["quantize"]): d["protocol_ms"] for d in deployed if d["name"] == n}
-        runtime[n] = "ctranslate2" if ("ctranslate2", "none") in mine else "onnxruntime"
-        lat[n] = mine.get((runtime[n], "none"))
+        runtime[n] = "ctranslate2" if f"{n}|ctranslate2|none" in protocol_ms else "onnxruntime"
+        lat[n] = protocol_ms.get(f"{n}|{runtime[n]}|none")
     records = compare.records_from_runs(ct2_models(r), runs, lat, r.updates())
     for x in records:
         x["runtime"] = runtime[x["name"]]
@@ -330,23 +429,26 @@ def ct2_records(r, measured: dict) -> list[dict]:
 
 def ct2_report(r) -> dict:
     """``benchmarks/results/reproduce_multi30k_ct2.json`` (records + ``deployed``), the table, the verdict at
-    CTranslate2 latency, the front at deployed ms/sentence, and the plot."""
-    path = r.workdir / "latency_ct2.json"
-    if not path.is_file():
-        raise HatError(f"{path}: not measured yet (run --stage ct2-measure first)")
-    measured = json.loads(path.read_text())
-    records = ct2_records(r, measured)
-    ct2 = [x for x in records if x["runtime"] == "ctranslate2"]
+    CTranslate2 latency (the latest batch's protocol), the front at deployed ms/sentence, and the plot."""
+    if r.stages.result("search_ct2") is None:
+        raise HatError(f"{r.workdir}: no CT2 search here yet (--stage ct2 runs it or adopts the committed one)")
+    batches = read_record(r.args.ct2_deployed_record, {"batches": []})["batches"]
+    if not batches:
+        raise HatError(f"{r.args.ct2_deployed_record}: nothing measured yet (run --stage ct2-measure first)")
+    publish_trainings(r)
+    records = ct2_records(r, batches[-1]["protocol"]["latency_ms"])
+    ct2, deployed = [x for x in records if x["runtime"] == "ctranslate2"], deployed_rows(batches)
     r.annotate(records, "_ct2")
-    points, fp32 = (deployed_points(records, measured["deployed"], only) for only in (False, True))
-    out = {"records": records, "deployed": [{k: d[k] for k in ("name", "runtime", "quantize", "ms_per_sentence",
-                                                                "protocol_ms", "sacrebleu_seed0")} for d in
-                                            measured["deployed"]],
+    points, fp32 = (deployed_points(records, deployed, only) for only in (False, True))
+    missing = sorted({x["name"] for x in records} - {d["name"] for d in deployed})
+    out = {"records": records, "deployed": deployed, "not_deployed_yet": missing,
            "verdict_ct2_latency": compare.verdict(ct2), "front_deployed": front_lines(points),
-           "front_deployed_fp32": front_lines(fp32), "measured": str(path)}
+           "front_deployed_fp32": front_lines(fp32), "measured": r.args.ct2_deployed_record,
+           "trainings": r.args.ct2_trainings_record}
     atomic_write(Path(r.args.ct2_results), json.dumps(out, indent=1))
     print("\n".join(compare.table(records) + ["verdict at CTranslate2 latency:"] + out["verdict_ct2_latency"] +
-                    ["front at deployed ms/sentence (each model at its fastest runtime):"] + out["front_deployed"]))
+                    ["front at deployed ms/sentence (each model at its fastest runtime; not deployed yet: "
+                     f"{', '.join(missing) or 'none'}):"] + out["front_deployed"]))
     compare.plot_bleu_vs_latency(points, Path(r.args.ct2_plot), xlabel="ms per sentence at its fastest runtime "
                                  "(test_2016_flickr, beam 5, batch 1, 1 thread)", title="Multi30k de-en, deployed")
     return out

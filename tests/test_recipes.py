@@ -62,6 +62,12 @@ def _repro(tmp_path, *args):
     return repro, repro.Repro(repro.build_parser().parse_args(["--workdir", str(tmp_path), *args]))
 
 
+def _ct2(workdir, *args):
+    """A ``--stage ct2`` reproduction whose cross-machine records live beside ``workdir``, not in the repo."""
+    return _repro(workdir, "--stage", "ct2", "--ct2-trainings-record", str(Path(f"{workdir}.trainings.json")),
+                  "--ct2-deployed-record", str(Path(f"{workdir}.deployed.json")), *args)
+
+
 def test_reproduce_multi30k_stays_a_short_recipe():
     """Issue 27: the reproduction is a recipe of hat.pipeline steps, not a pipeline of its own."""
     assert len((SCRIPTS / "reproduce_multi30k.py").read_text().splitlines()) <= 400
@@ -183,7 +189,8 @@ def test_reproduce_multi30k_bad_input_is_one_line_exit_2(tmp_path):
                  ["--workdir", str(tmp_path / "w"), "--stage", "ablation", "--ranking-record",
                   str(tmp_path / "none.json")],
                  ["--workdir", str(tmp_path / "w"), "--stage", "ablation", "--ranking-record", str(results)],
-                 ["--workdir", str(tmp_path / "w"), "--stage", "ct2-report"],
+                 ["--workdir", str(tmp_path / "w"), "--stage", "ct2-report", "--ct2-deployed-record",
+                  str(tmp_path / "none.json")],
                  ["--workdir", str(tmp_path / "w"), "--stage", "ct2-measure", "--recorded", str(tmp_path / "x")]):
         out = subprocess.run([sys.executable, str(SCRIPTS / "reproduce_multi30k.py"), *args], capture_output=True,
                              text=True, timeout=120, env=env)
@@ -237,7 +244,7 @@ def test_reproduce_multi30k_ct2_job_order(tmp_path):
     searched models' seeds (once the search ran), then the recorded models' seed 0, the runtime race's two uniform
     models first."""
     import json
-    _, r = _repro(tmp_path, "--stage", "ct2", "--ct2-search-record", str(tmp_path / "search.json"))
+    _, r = _ct2(tmp_path, "--ct2-search-record", str(tmp_path / "search.json"))
     import reproduce_multi30k_followups as fu
     names = [j.name for j in fu.ct2_jobs(r)]
     recorded = [x["name"] for x in json.loads(Path(r.args.recorded).read_text())]
@@ -267,7 +274,7 @@ def test_reproduce_multi30k_ct2_adopts_a_committed_search(tmp_path):
         ["--workdir", str(tmp_path / "a"), "--stage", "ct2"])).space.smallest()
     rec = tmp_path / "search.json"
     rec.write_text(json.dumps({"budgets_ms": [7.5], "subnets": {"7.5": {"subnet": cfg.to_dict(), "valid_loss": 2.0}}}))
-    _, r = _repro(tmp_path / "w", "--stage", "ct2", "--ct2-search-record", str(rec))
+    _, r = _ct2(tmp_path / "w", "--ct2-search-record", str(rec))
     names = [j.name for j in fu.ct2_jobs(r)]
     assert names[:2] == ["prepare", "search_ct2"] and "supernet_hat_random" not in names
     assert "scratch_HAT-CT2@7.5ms_seed2" in names
@@ -275,11 +282,11 @@ def test_reproduce_multi30k_ct2_adopts_a_committed_search(tmp_path):
     assert found["from_record"] == str(rec)
     assert SubnetConfig.load_yaml(found["subnets"]["7.5"]) == cfg
     rec.write_text(json.dumps({"subnets": {"7.5": {"subnet": {"encoder_layer_num": "many"}}}}))
-    _, r = _repro(tmp_path / "bad", "--stage", "ct2", "--ct2-search-record", str(rec))
+    _, r = _ct2(tmp_path / "bad", "--ct2-search-record", str(rec))
     with pytest.raises(HatError):
         fu.ct2_jobs(r)
     assert r.stages.result("search_ct2") is None
-    _, r = _repro(tmp_path / "anew", "--stage", "ct2", "--ct2-search-record", "")
+    _, r = _ct2(tmp_path / "anew", "--ct2-search-record", "")
     assert "supernet_hat_random" in [j.name for j in fu.ct2_jobs(r)]
 
 
@@ -303,3 +310,82 @@ def test_deployed_front_puts_each_model_at_its_fastest_runtime_with_its_bleu_shi
     assert lines[1].startswith("B (14.0 ms/sentence") and "dominated; best searched model as fast: S" in lines[1]
     fp32 = {p["name"]: p for p in fu.deployed_points(records, deployed, fp32_only=True)}
     assert fp32["S"]["latency_ms"] == 20.0 and "NOT dominated" not in fu.front_lines(list(fp32.values()))[1]
+
+
+def test_reproduce_multi30k_ct2_trainings_outlive_the_machine(tmp_path):
+    """Finished trainings go to the trainings record as they finish; a new workdir adopts them and does not train
+    them again, except a seed 0 whose model no batch has deployed yet (its checkpoint is what the runtimes run)."""
+    import json
+    _, r = _ct2(tmp_path / "a", "--ct2-search-record", "", "--updates", "4032")
+    import reproduce_multi30k_followups as fu
+    sub = r.subnet_yaml("Transformer-smallest", r.space.smallest())
+    (tmp_path / "a" / ".stages" / "search_ct2.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
+    for seed in (0, 1):
+        (tmp_path / "a" / ".stages" / f"scratch_HAT-CT2@5.5ms_seed{seed}.json").write_text(json.dumps(
+            {"name": "HAT-CT2@5.5ms", "seed": seed, "updates": r.updates(), "bleu": 30.0 + seed,
+             "valid_nll_loss": 2.0, "checkpoint": str(tmp_path / "gone.pt")}))
+    fu.ct2_jobs(r)
+    rec = json.loads((tmp_path / "a.trainings.json").read_text())["trainings"]
+    assert set(rec) == {"scratch_HAT-CT2@5.5ms_seed0", "scratch_HAT-CT2@5.5ms_seed1"}
+    assert "checkpoint" not in rec["scratch_HAT-CT2@5.5ms_seed1"] and rec["scratch_HAT-CT2@5.5ms_seed1"]["bleu"] == 31.0
+    args = ["--ct2-search-record", "", "--updates", "4032", "--ct2-trainings-record", str(tmp_path / "a.trainings.json")]
+    _, b = _ct2(tmp_path / "b", *args)
+    (tmp_path / "b" / ".stages").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "b" / ".stages" / "search_ct2.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
+    fu.ct2_jobs(b)
+    assert b.done("scratch_HAT-CT2@5.5ms_seed1") and not b.done("scratch_HAT-CT2@5.5ms_seed0")
+    assert b.stages.result("scratch_HAT-CT2@5.5ms_seed1")["from_record"] == str(tmp_path / "a.trainings.json")
+    fu.publish_trainings(b)  # adopted ones are not written back as this machine's
+    assert json.loads((tmp_path / "a.trainings.json").read_text())["trainings"] == rec
+    (tmp_path / "c.deployed.json").write_text(json.dumps({"batches": [{"deployed": [{"name": "HAT-CT2@5.5ms"}]}]}))
+    _, c = _ct2(tmp_path / "c", *args)
+    (tmp_path / "c" / ".stages").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "c" / ".stages" / "search_ct2.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
+    fu.ct2_jobs(c)
+    assert c.done("scratch_HAT-CT2@5.5ms_seed0")  # deployed already: its training is not needed again
+
+
+def test_deployed_batches_carry_over_by_their_own_protocol_latency():
+    """A batch measured on another machine (or under other load) is scaled by its deployments' protocol latency
+    now against then; the latest measurement of a model wins."""
+    _load_repro()
+    import reproduce_multi30k_followups as fu
+    dep = lambda n, ms, proto: {"name": n, "runtime": "ctranslate2", "quantize": "none",  # noqa: E731
+                                "ms_per_sentence": ms, "protocol_ms": proto, "sacrebleu_seed0": 30.0}
+    old = {"host": "a", "protocol": {"latency_ms": {"A|ctranslate2|none": 10.0}}, "deployed": [dep("A", 20.0, 10.0)]}
+    new = {"host": "b", "protocol": {"latency_ms": {"A|ctranslate2|none": 12.0, "B|ctranslate2|none": 5.0}},
+           "deployed": [dep("B", 8.0, 5.0)]}
+    rows = {d["name"]: d for d in fu.deployed_rows([old, new])}
+    assert rows["A"]["ms_per_sentence"] == pytest.approx(24.0) and rows["A"]["ms_per_sentence_measured"] == 20.0
+    assert rows["A"]["batch"] == 0 and rows["B"]["ms_per_sentence"] == 8.0 and rows["B"]["carried_over_by"] == 1.0
+    again = dict(new, deployed=[dep("A", 30.0, 12.0)])
+    assert [d["ms_per_sentence"] for d in fu.deployed_rows([old, new, again]) if d["name"] == "A"] == [30.0]
+
+
+def test_reproduce_multi30k_ct2_report_from_records(tmp_path):
+    """The report needs no checkpoint: adopted trainings, the recorded models' BLEU, the latest batch's protocol
+    latency for the verdict, the deployed batches for the front (the models not deployed yet named)."""
+    import json
+    out, plot = tmp_path / "ct2.json", tmp_path / "ct2.png"
+    _, r = _ct2(tmp_path / "w", "--ct2-search-record", "", "--updates", "4032", "--ct2-results", str(out),
+                "--ct2-plot", str(plot))
+    import reproduce_multi30k_followups as fu
+    sub = r.subnet_yaml("Transformer-smallest", r.space.smallest())
+    r.stages.stage("search_ct2", lambda: {"subnets": {"5.5": str(sub)}})
+    for s in (0, 1, 2):
+        r.stages.stage(f"scratch_HAT-CT2@5.5ms_seed{s}", lambda s=s: {
+            "name": "HAT-CT2@5.5ms", "seed": s, "updates": 4032, "bleu": 30.0 + s, "valid_nll_loss": 2.0,
+            "from_record": "elsewhere"})
+    keys = fu.protocol_items(fu.ct2_models(r))
+    assert "HAT-CT2@5.5ms|ctranslate2|int8" in keys and "HAT@7.59ms|ctranslate2|none" not in keys
+    proto = {k: 5.0 if k.startswith("HAT-CT2") else 9.0 for k in keys}
+    dep = lambda n, rt, ms: {"name": n, "runtime": rt, "quantize": "none", "ms_per_sentence": ms,  # noqa: E731
+                             "protocol_ms": proto[f"{n}|{rt}|none"], "sacrebleu_seed0": 30.0}
+    Path(r.args.ct2_deployed_record).write_text(json.dumps({"batches": [{"protocol": {"latency_ms": proto}, "deployed": [
+        dep("HAT-CT2@5.5ms", "onnxruntime", 12.0), dep("HAT-CT2@5.5ms", "ctranslate2", 8.0)]}]}))
+    res = fu.ct2_report(r)
+    mine = next(x for x in res["records"] if x["name"] == "HAT-CT2@5.5ms")
+    assert (mine["runtime"], mine["latency_ms"], mine["bleu"]) == ("ctranslate2", 5.0, [30.0, 31.0, 32.0])
+    assert "Transformer-e2d2" in res["not_deployed_yet"] and "HAT-CT2@5.5ms" not in res["not_deployed_yet"]
+    assert any(v.startswith("HAT-CT2@5.5ms") for v in res["verdict_ct2_latency"]) and plot.is_file()
+    assert json.loads(out.read_text())["deployed"][1]["ms_per_sentence"] == 8.0
