@@ -181,14 +181,16 @@ def adopt_search(r) -> None:
     """Make ``--ct2-search-record``'s SubTransformers this workdir's ``search_ct2`` stage (a new machine: the
     SuperTransformer, profile and search are not redone)."""
     from hat.config import dump_yaml
+    from hat.nn import count_subnet_params
     from hat.search import budget_subnet_filename
     path = Path(r.args.ct2_search_record)
     rec = json.loads(path.read_text())
     out = r.workdir / "search_ct2"
     out.mkdir(parents=True, exist_ok=True)
     for b, meta in rec["subnets"].items():
-        SubnetConfig.from_dict(meta, f"{path}: {b}")  # a malformed record is refused before anything trains
-        dump_yaml(meta, out / budget_subnet_filename(float(b)))
+        cfg = SubnetConfig.from_dict(meta, f"{path}: {b}")  # a malformed record is refused before anything trains
+        params = meta.get("params") or int(count_subnet_params(cfg, r.space.qkv_dim))  # the report's table shows it
+        dump_yaml({**meta, "params": params}, out / budget_subnet_filename(float(b)))
     r.stages.stage("search_ct2", lambda: {"from_record": str(path), "budgets_ms": rec.get("budgets_ms"), "subnets": {
         b: str(out / budget_subnet_filename(float(b))) for b in rec["subnets"]}})
 
