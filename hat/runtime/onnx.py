@@ -24,6 +24,7 @@ from hat.errors import HatError  # plain Python (no torch)
 from hat.runtime.batching import translate_dataset
 from hat.runtime.bounds import check_decoding, cut_sources
 from hat.runtime.beam_search import BeamSearch, GreedyMixin, Hypothesis
+from hat.runtime.ort_calls import OrtCalls
 
 FORMAT = "hat-onnx-2"
 
@@ -198,6 +199,7 @@ class OnnxTranslator(GreedyMixin):
                 raise HatError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: "
                                f"{' '.join(str(e).split())[:200]}); re-export it with hat-export") from None
         self.encoder, self.decoder = sessions
+        self.decoder_calls = OrtCalls(self.decoder)  # the per-step calls, without the wrapper's per-call cost
         self.encoder_inputs = {i.name for i in self.encoder.get_inputs()}
         self.step_inputs = [i.name for i in self.decoder.get_inputs()]
 
@@ -278,29 +280,32 @@ class OnnxTranslator(GreedyMixin):
 
     def initial_state(self, enc: dict[str, np.ndarray], beam: int) -> dict:
         """The decoding state of a batch: the encoder outputs repeated per beam (kept as numpy, reordered only when
-        sentences finish) and empty self-attention caches, as ONNX Runtime values (they never leave it)."""
-        import onnxruntime as ort
-        state = {"encoder": {n: np.repeat(enc[n], beam, axis=0) for n in self.from_encoder}, "values": {}}
+        sentences finish) and empty self-attention caches, as ONNX Runtime values (they never leave it). ``arrays``
+        holds the numpy memory that values read (:class:`hat.runtime.ort_calls.OrtCalls`)."""
+        state = {"encoder": {n: np.repeat(enc[n], beam, axis=0) for n in self.from_encoder}, "values": {},
+                 "arrays": {}}
         rows = state["encoder"]["encoder_padding_mask"].shape[0]
         for layer in self.meta["decoder_layers"]:
-            empty = np.zeros((rows, layer["self_heads"], 0, layer["self_head_dim"]), np.float32)
-            state["values"][layer["self_k"]] = ort.OrtValue.ortvalue_from_numpy(empty)
-            state["values"][layer["self_v"]] = ort.OrtValue.ortvalue_from_numpy(empty)
+            for name in (layer["self_k"], layer["self_v"]):
+                self._set_value(state, name, np.zeros((rows, layer["self_heads"], 0, layer["self_head_dim"]),
+                                                      np.float32))
         self._encoder_values(state)
         state["identity"] = np.arange(rows, dtype=np.int64)
         return state
 
     def _encoder_values(self, state: dict) -> None:
-        import onnxruntime as ort
         for n, x in state["encoder"].items():
-            state["values"][n] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x))
+            self._set_value(state, n, np.ascontiguousarray(x))
+
+    def _set_value(self, state: dict, name: str, array: np.ndarray) -> None:
+        state["arrays"][name] = array  # the value reads this memory: it lives as long as the value is fed
+        state["values"][name] = self.decoder_calls.value(array)
 
     def step_candidates(self, state: dict, tokens: np.ndarray, step: int, reorder: Optional[np.ndarray],
                         bias: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """One decoder step: reorder the caches (inside the graph), run it, return each row's ``k`` best
         ``log-prob + bias`` and token ids (the step function of :meth:`hat.runtime.beam_search.BeamSearch.search`)."""
-        import onnxruntime as ort
-        values = state["values"]
+        values, calls = state["values"], self.decoder_calls
         if reorder is None:
             reorder = state["identity"]
         elif len(reorder) != state["encoder"]["encoder_padding_mask"].shape[0]:
@@ -316,13 +321,13 @@ class OnnxTranslator(GreedyMixin):
             key = (name, k if name == "k" else id(x))
             if key not in const:
                 arr = np.array([k], dtype=np.int64) if name == "k" else np.ascontiguousarray(x)
-                const[key] = (ort.OrtValue.ortvalue_from_numpy(arr), x)  # holds x: its id stays its own
+                const[key] = (calls.value(arr), arr, x)  # holds arr (read by the value) and x (its id stays its own)
             feeds[name] = const[key][0]
         if reorder is not state["identity"]:
             fresh.append(("reorder", np.ascontiguousarray(reorder)))
-        for name, x in fresh:
-            feeds[name] = ort.OrtValue.ortvalue_from_numpy(x)
-        outs = self.decoder.run_with_ort_values(self.step_outputs, feeds)
+        for name, x in fresh:  # ``fresh`` holds the arrays until the call returns
+            feeds[name] = calls.value(x)
+        outs = calls.run(self.step_outputs, feeds)
         for o, v in zip(self.step_outputs[2:], outs[2:]):
             values[self.cache_outputs[o]] = v
         return outs[0].numpy(), outs[1].numpy()

@@ -24,7 +24,7 @@ from hat.transport import Transport, TransportFault
 # What device_profiling/translate.py imports from hat: the torch-free runtime and the plain modules it uses.
 RUNTIME_FILES = ("hat/__init__.py", "hat/errors.py", "hat/score.py", "hat/runtime/__init__.py",
                  "hat/runtime/batching.py", "hat/runtime/onnx.py", "hat/runtime/beam_search.py", "hat/runtime/text.py",
-                 "hat/runtime/vocab.py", "hat/runtime/bounds.py")
+                 "hat/runtime/vocab.py", "hat/runtime/bounds.py", "hat/runtime/ort_calls.py")
 
 
 @dataclass

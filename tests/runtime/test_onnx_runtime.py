@@ -15,11 +15,31 @@ from hat.runtime import OnnxTranslator, collate_source, translate_dataset
 def test_runtime_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
             "import hat.runtime, hat.runtime.onnx, hat.runtime.beam_search, hat.runtime.batching, hat.runtime.vocab\n"
-            "import hat.runtime.ctranslate2, hat.runtime.remote, hat.runtime.bounds, hat.runtime.text\n"
+            "import hat.runtime.ctranslate2, hat.runtime.remote, hat.runtime.bounds, hat.runtime.text, hat.runtime.ort_calls\n"
             "assert sys.modules['torch'] is None\n"
             "print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_the_files_sent_to_a_device_hold_every_hat_module_they_import():
+    """A device receives hat's runtime as RUNTIME_FILES: a module they import but that is not among them would fail
+    there only."""
+    import ast
+    from pathlib import Path
+
+    from hat.runtime.remote import RUNTIME_FILES
+    root = Path(__file__).resolve().parents[2]
+    missing = set()
+    for rel in RUNTIME_FILES:
+        for node in ast.walk(ast.parse((root / rel).read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+            for name in (n for n in names if n == "hat" or n.startswith("hat.")):
+                path = Path(*name.split("."))
+                found = [str(p) for p in (path.with_suffix(".py"), path / "__init__.py") if (root / p).is_file()]
+                missing.update(f"{rel} imports {name}" for f in found[:1] if f not in RUNTIME_FILES)
+    assert not missing
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +111,22 @@ def test_greedy_helper_and_batch_shrinking(fixture_export, fairseq_fixture):
     for s, g in zip(srcs, greedy):
         alone = tr.greedy(s[None], np.array([len(s)]))[0]
         assert alone.tokens.tolist() == g.tokens.tolist()
+
+
+def test_fast_graph_calls_decode_as_the_public_api(fixture_export, fairseq_fixture):
+    """The C-level calls (:class:`hat.runtime.ort_calls.OrtCalls`) are used on this onnxruntime and give the public
+    API's hypotheses and scores, batch shrinking included."""
+    from hat.runtime.ort_calls import OrtCalls
+    _, out = fixture_export
+    srcs = _valid_sources(fairseq_fixture, 8)
+    src_tokens, src_lengths = collate_source(srcs)
+    fast = OnnxTranslator(out, beam_size=4, threads=1)
+    public = OnnxTranslator(out, beam_size=4, threads=1)
+    public.decoder_calls = OrtCalls(public.decoder, fast=False)
+    assert fast.decoder_calls.fast and not public.decoder_calls.fast
+    for a, b in zip(fast.generate(src_tokens, src_lengths), public.generate(src_tokens, src_lengths)):
+        assert [h.tokens.tolist() for h in a] == [h.tokens.tolist() for h in b]
+        assert [h.score for h in a] == [h.score for h in b]
 
 
 def test_missing_meta_is_a_hat_error(tmp_path):

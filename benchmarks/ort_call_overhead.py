@@ -1,0 +1,81 @@
+"""hat's whole decode with ONNX Runtime's C-level graph calls vs its public Python API, same exports, interleaved.
+
+Each architecture of ``--record`` (the 9 models of ``docs/results.md``) and of ``--subnets`` is exported once and
+decoded on HAT's protocol shape (batch 1, 30 source tokens, beam 5, exactly 30 decoder steps, 1 thread, random
+weights) by two translators that differ only in how they call the decoder step
+(:class:`hat.runtime.ort_calls.OrtCalls` with ``fast`` on and off). Per round both arms run ``--repeats`` decodes,
+in alternating order; wall time of the whole decode (``min`` over all runs per arm, and the median). Raw JSON:
+``benchmarks/results/ort_call_overhead.json``.
+
+    python benchmarks/ort_call_overhead.py --subnets runs/repro_ct2/search_ct2/subnet_*ms.yaml
+
+Stop your own training first: latency is never measured next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from protocol_race import architectures  # noqa: E402
+from record import RunRecord  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
+    """``{"fast": [ms...], "public": [ms...]}``: whole-decode wall times of one architecture, interleaved."""
+    from hat.latency.backends.onnxruntime import export_subnet, load_runner
+    from hat.latency.protocol import ProfileSettings
+    from hat.runtime.ort_calls import OrtCalls
+    settings = ProfileSettings(vocab_size=vocab, threads=1)
+    with tempfile.TemporaryDirectory() as d:
+        export_subnet(subnet, settings, qkv_dim, d)
+        loops = {arm: load_runner().Loop(d, dict(settings.to_json_dict(), timer="wall")) for arm in ("fast", "public")}
+        loops["public"].tr.decoder_calls = OrtCalls(loops["public"].tr.decoder, fast=False)
+        assert loops["fast"].tr.decoder_calls.fast, "this onnxruntime has no C-level calls: nothing to compare"
+        out: dict[str, list[float]] = {arm: [] for arm in loops}
+        for loop in loops.values():  # warm-up
+            loop.run_once()
+        for r in range(rounds):
+            for arm in (("fast", "public") if r % 2 else ("public", "fast")):
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    loops[arm].run_once()
+                    out[arm].append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "reproduce_multi30k.json"))
+    p.add_argument("--subnets", nargs="*", default=[], help="more subnet YAMLs (hat-search's subnet_<budget>ms.yaml)")
+    p.add_argument("--space", default="multi30k_cpu")
+    p.add_argument("--vocab", type=int, default=3956, help="target vocabulary (the reproduction's)")
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args(argv)
+    from hat.space import load_space
+    rec = RunRecord("ort_call_overhead")
+    qkv_dim, rows, samples = load_space(args.space).qkv_dim, [], []
+    print("| model | public API min ms | C-level min ms | speed-up | public median | C-level median |\n|---|---|---|---|---|---|")
+    for name, subnet in architectures(args.record, args.subnets).items():
+        ms = race(subnet, args.vocab, qkv_dim, args.rounds, args.repeats)
+        row = {"model": name, **{f"{arm}_min_ms": min(v) for arm, v in ms.items()},
+               **{f"{arm}_median_ms": statistics.median(v) for arm, v in ms.items()}}
+        row["speedup_min"] = row["public_min_ms"] / row["fast_min_ms"]
+        rows.append(row)
+        samples += [{"model": name, "arm": arm, "ms": x} for arm, v in ms.items() for x in v]
+        print(f"| {name} | {row['public_min_ms']:.2f} | {row['fast_min_ms']:.2f} | {row['speedup_min']:.2f}x | "
+              f"{row['public_median_ms']:.2f} | {row['fast_median_ms']:.2f} |", flush=True)
+    print(f"raw record: {rec.write(args=vars(args), samples=samples, summary={'rows': rows})}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
