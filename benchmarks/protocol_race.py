@@ -34,9 +34,11 @@ ENGINES = {"hat_fp32": ("onnxruntime", "none"), "hat_int8": ("onnxruntime", "int
 
 
 def is_ort_run(function: str) -> bool:
-    """Whether a cProfile function name is one of ONNX Runtime's graph calls (``run`` / ``run_with_ort_values``):
-    cProfile names the pybind11 builtins ``<built-in method onnxruntime.capi.onnxruntime_pybind11_state.run...>``."""
-    return "onnxruntime_pybind11_state.run>" in function or "onnxruntime_pybind11_state.run_with_ort_values>" in function
+    """Whether a cProfile function name is one of ONNX Runtime's graph calls (``run``, ``run_with_ort_values``, or
+    ``run_with_ortvaluevector``, which hat's runtime uses since ``hat.runtime.ort_calls``): cProfile names the
+    pybind11 builtins ``<built-in method onnxruntime.capi.onnxruntime_pybind11_state.run...>``."""
+    return any(f"onnxruntime_pybind11_state.{name}>" in function
+               for name in ("run", "run_with_ort_values", "run_with_ortvaluevector"))
 
 
 def outside_share(subnet, vocab: int, qkv_dim: int, runs: int) -> dict:
