@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_race import architectures  # noqa: E402
+from protocol_race import add_architecture_args, architectures  # noqa: E402
 from record import RunRecord  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
@@ -53,10 +52,7 @@ def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "reproduce_multi30k.json"))
-    p.add_argument("--subnets", nargs="*", default=[], help="more subnet YAMLs (hat-search's subnet_<budget>ms.yaml)")
-    p.add_argument("--space", default="multi30k_cpu")
-    p.add_argument("--vocab", type=int, default=3956, help="target vocabulary (the reproduction's)")
+    add_architecture_args(p)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)

@@ -100,12 +100,17 @@ def print_table(rows: list[dict], engines: list[str]) -> None:
               f"{fmt(r.get('outside_share'), '.1%')} |")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_architecture_args(p: argparse.ArgumentParser) -> None:
+    """The arguments naming the raced architectures (``--record``, ``--subnets``) and their space and vocabulary."""
     p.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "reproduce_multi30k.json"))
     p.add_argument("--subnets", nargs="*", default=[], help="more subnet YAMLs (hat-search's subnet_<budget>ms.yaml)")
     p.add_argument("--space", default="multi30k_cpu")
     p.add_argument("--vocab", type=int, default=3956, help="target vocabulary (the reproduction's)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_architecture_args(p)
     p.add_argument("--engines", default=",".join(ENGINES))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=10)
