@@ -52,7 +52,10 @@ def _import_ct2():
 
 
 def _np(t):
-    return t.detach().float().cpu().numpy()
+    # contiguous: an active slice of a wider weight is a strided view, which CTranslate2's int8 quantization at
+    # conversion mis-reads (float32 conversion does not; measured on the CT2 search's picks: 1.9 vs 31.1 BLEU)
+    import numpy as np
+    return np.ascontiguousarray(t.detach().float().cpu().numpy())
 
 
 # Modules of hat.nn keep weights of their largest width and compute on the active slice (a static model shares one
