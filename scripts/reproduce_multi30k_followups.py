@@ -228,9 +228,11 @@ def publish_trainings(r) -> None:
 
 
 def deployed_names(r) -> set[str]:
-    """The models whose seed-0 checkpoint a batch of ``--ct2-deployed-record`` has measured."""
+    """The models whose seed-0 checkpoint a batch of ``--ct2-deployed-record`` has measured (a model with a row
+    marked ``void``, a measurement found wrong later, is measured again)."""
     batches = read_record(r.args.ct2_deployed_record, {"batches": []})["batches"]
-    return {d["name"] for b in batches for d in b["deployed"]}
+    rows = [d for b in batches for d in b["deployed"]]
+    return {d["name"] for d in rows} - {d["name"] for d in rows if d.get("void")}
 
 
 def adopt_trainings(r) -> None:
@@ -400,7 +402,7 @@ def deployed_rows(batches: list[dict]) -> list[dict]:
     latest = batches[-1]["protocol"]["latency_ms"]
     rows = {}
     for i, b in enumerate(batches):
-        for d in b["deployed"]:
+        for d in (d for d in b["deployed"] if not d.get("void")):
             key = f"{d['name']}|{d['runtime']}|{d['quantize']}"
             scale = latest[key] / d["protocol_ms"] if key in latest else 1.0
             rows[key] = {k: d[k] for k in ("name", "runtime", "quantize", "protocol_ms", "sacrebleu_seed0")} | {

@@ -343,6 +343,13 @@ def test_reproduce_multi30k_ct2_trainings_outlive_the_machine(tmp_path):
     (tmp_path / "c" / ".stages" / "search_ct2.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
     fu.ct2_jobs(c)
     assert c.done("scratch_HAT-CT2@5.5ms_seed0")  # deployed already: its training is not needed again
+    (tmp_path / "d.deployed.json").write_text(json.dumps({"batches": [{"deployed": [
+        {"name": "HAT-CT2@5.5ms"}, {"name": "HAT-CT2@5.5ms", "void": "found wrong later"}]}]}))
+    _, e = _ct2(tmp_path / "d", *args)
+    (tmp_path / "d" / ".stages").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "d" / ".stages" / "search_ct2.json").write_text(json.dumps({"subnets": {"5.5": str(sub)}}))
+    fu.ct2_jobs(e)
+    assert not e.done("scratch_HAT-CT2@5.5ms_seed0")  # a void row: deployed again, so trained again
 
 
 def test_deployed_batches_carry_over_by_their_own_protocol_latency():
@@ -360,6 +367,8 @@ def test_deployed_batches_carry_over_by_their_own_protocol_latency():
     assert rows["A"]["batch"] == 0 and rows["B"]["ms_per_sentence"] == 8.0 and rows["B"]["carried_over_by"] == 1.0
     again = dict(new, deployed=[dep("A", 30.0, 12.0)])
     assert [d["ms_per_sentence"] for d in fu.deployed_rows([old, new, again]) if d["name"] == "A"] == [30.0]
+    void = dict(new, deployed=[{**dep("A", 1.0, 12.0), "void": "found wrong"}])
+    assert [d["ms_per_sentence"] for d in fu.deployed_rows([old, new, void]) if d["name"] == "A"] == [24.0]
 
 
 def test_reproduce_multi30k_ct2_report_from_records(tmp_path):
