@@ -26,7 +26,6 @@ from protocol_race import add_architecture_args, architectures  # noqa: E402
 from record import RunRecord  # noqa: E402
 
 
-
 def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
     """``{"fast": [ms...], "public": [ms...]}``: whole-decode wall times of one architecture, interleaved."""
     from hat.latency.backends.onnxruntime import export_subnet, load_runner

@@ -184,7 +184,7 @@ def adopt_search(r) -> None:
     from hat.nn import count_subnet_params
     from hat.search import budget_subnet_filename
     path = Path(r.args.ct2_search_record)
-    rec = json.loads(path.read_text())
+    rec = read_record(str(path), {"subnets": {}})
     out = r.workdir / "search_ct2"
     out.mkdir(parents=True, exist_ok=True)
     for b, meta in rec["subnets"].items():

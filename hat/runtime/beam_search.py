@@ -181,8 +181,9 @@ class BeamSearch:
         reorder_state: Optional[np.ndarray] = None
         batch_idxs: Optional[np.ndarray] = None
         normal, early, last = self.biases(vocab)
-        beam_offsets = {nb: (np.arange(nb, dtype=np.int64) * vocab)[None, :, None] for nb in (1, beam)}
-        row_index = {}  # bsz -> rows as a column, for (row, column) fancy indexing
+        # built once per search and sliced per step (the batch only shrinks)
+        beam_offsets = (np.arange(beam, dtype=np.int64) * vocab)[None, :, None]
+        all_rows = np.arange(bsz)[:, None]  # rows as a column, for (row, column) fancy indexing
 
         for step in range(max_len + 1):
             if reorder_state is not None and batch_idxs is not None:
@@ -199,12 +200,11 @@ class BeamSearch:
             total = np.asarray(vals, dtype=np.float32).reshape(bsz, beam, k)[:, :nb]
             if step > 0:
                 total = total + scores.reshape(bsz, beam, -1)[:, :, step - 1][:, :, None]
-            flat_idx = (np.asarray(ids, dtype=np.int64).reshape(bsz, beam, k)[:, :nb] + beam_offsets[nb]).reshape(bsz, -1)
+            flat_idx = (np.asarray(ids, dtype=np.int64).reshape(bsz, beam, k)[:, :nb]
+                        + beam_offsets[:, :nb]).reshape(bsz, -1)
             total = total.reshape(bsz, -1)
             order = np.lexsort((flat_idx, -total), axis=1)[:, :min(cand_size, nb * vocab - 1)]
-            rows = row_index.get(bsz)
-            if rows is None:  # fancy indexing by (row, column): take_along_axis costs ~5x more
-                rows = row_index[bsz] = np.arange(bsz)[:, None]
+            rows = all_rows[:bsz]  # fancy indexing by (row, column): take_along_axis costs ~5x more
             cand_scores = total[rows, order]
             idx = flat_idx[rows, order]
             cand_beams = idx // vocab
@@ -247,9 +247,7 @@ class BeamSearch:
             eos_mask[:, :beam] |= cands_to_ignore  # fairseq: ~(~ignore & ~eos)
             active_mask = eos_mask.astype(np.int64) * cand_size + cand_offsets[:eos_mask.shape[1]]
             active_hypos = np.argsort(active_mask, axis=1, kind="stable")[:, :beam]
-            rows = row_index.get(bsz)
-            if rows is None:
-                rows = row_index[bsz] = np.arange(bsz)[:, None]
+            rows = all_rows[:bsz]
             new_cands_to_ignore = active_mask[rows, active_hypos]
             cands_to_ignore = new_cands_to_ignore >= cand_size
             # fairseq's check that every sentence keeps an active hypothesis; a row's values are sorted, so its
