@@ -94,6 +94,16 @@ def send_signal(pids: Sequence[int], sig: int) -> list[int]:
     return sent
 
 
+def process_identity(pid: int) -> str:
+    """``"<pid> <start time>"`` (clock ticks since boot, ``/proc/<pid>/stat`` field 22): it names one process even
+    after its pid is reused. Just the pid where ``/proc`` cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return str(pid)
+    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"  # the name in parentheses may hold spaces
+
+
 class JobRunner:
     """Several processes started with the same command share a workdir's jobs.
 
@@ -122,23 +132,32 @@ class JobRunner:
         except OSError:
             return False
 
+    def holder_alive(self, holder: str) -> bool:
+        """Whether a claim's holder (``"<pid> <start time>"``, :func:`process_identity`) still runs: a recycled pid
+        has another start time, also when the new process is one of this pipeline's (seen: a sitting's workers
+        got the pids of the previous sitting's, and a claim left behind looked held). A bare pid (an older claim)
+        is checked by :meth:`alive` alone."""
+        pid, _, start = holder.partition(" ")
+        return bool(pid) and self.alive(pid) and (not start or process_identity(int(pid)) == holder)
+
     def claim(self, name: str) -> bool:
         """Take job ``name`` for this process; a claim whose process is gone (an interrupted sitting) is taken
         over."""
         path = self.stages.workdir / ".stages" / f"{name}.claim"
+        me = process_identity(os.getpid())
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                pid = path.read_text().strip() if path.is_file() else ""
-                if pid == str(os.getpid()):
+                holder = path.read_text().strip() if path.is_file() else ""
+                if holder == me:
                     return True
-                if pid and self.alive(pid):
+                if self.holder_alive(holder):
                     return False
                 path.unlink(missing_ok=True)  # stale: its process ended
                 continue
             with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
+                f.write(me)
             return True
         return False
 

@@ -228,11 +228,13 @@ def publish_trainings(r) -> None:
 
 
 def deployed_names(r) -> set[str]:
-    """The models whose seed-0 checkpoint a batch of ``--ct2-deployed-record`` has measured (a model with a row
-    marked ``void``, a measurement found wrong later, is measured again)."""
-    batches = read_record(r.args.ct2_deployed_record, {"batches": []})["batches"]
-    rows = [d for b in batches for d in b["deployed"]]
-    return {d["name"] for d in rows} - {d["name"] for d in rows if d.get("void")}
+    """The models whose seed-0 checkpoint a batch of ``--ct2-deployed-record`` has measured (a model whose latest
+    batch has a row marked ``void``, a measurement found wrong later, is measured again)."""
+    state: dict[str, bool] = {}
+    for b in read_record(r.args.ct2_deployed_record, {"batches": []})["batches"]:
+        names = {d["name"] for d in b["deployed"]}
+        state.update({n: not any(d.get("void") for d in b["deployed"] if d["name"] == n) for n in names})
+    return {n for n, ok in state.items() if ok}
 
 
 def adopt_trainings(r) -> None:
@@ -310,7 +312,10 @@ def ct2_measure(r) -> dict:
     ready = {n: ck for n in models if n not in done and (ck := seed0_checkpoint(r, n))}
     deps = [d for n, ck in ready.items() for d in export_deployments(n, ck, r.data, r.workdir / "deploy")]
     items, (src, refs) = protocol_items(models), test_set(r)
-    tag = hashlib.sha1(" ".join([*items, "/", *(d.key for d in deps)]).encode()).hexdigest()[:10]
+    rec = read_record(r.args.ct2_deployed_record, {"batches": []})
+    # the batch count keeps a batch that re-measures the same deployments (after rows were voided) apart
+    tag = hashlib.sha1(" ".join([*items, "/", *(d.key for d in deps), "/", str(len(rec["batches"]))]).encode()
+                       ).hexdigest()[:10]
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
 
     def protocol():
@@ -335,7 +340,6 @@ def ct2_measure(r) -> dict:
              "deployed": [{"name": d.name, "runtime": d.runtime, "quantize": d.quantize, "export_dir": d.export_dir,
                            "protocol_ms": protocol_res["latency_ms"][d.key], **deployed_res["timed"][d.key]}
                           for d in deps]}
-    rec = read_record(r.args.ct2_deployed_record, {"batches": []})
     if r.args.ct2_deployed_record and tag not in [x.get("tag") for x in rec["batches"]]:
         atomic_write(Path(r.args.ct2_deployed_record), json.dumps({**rec, "batches": [*rec["batches"], batch]},
                                                                   indent=1))

@@ -107,7 +107,24 @@ def test_a_claim_of_a_live_process_is_respected_and_a_stale_one_taken_over(tmp_p
         other.kill()
         other.wait()
     assert runner.claim("x")  # its process is gone
-    assert (tmp_path / ".stages" / "x.claim").read_text() == str(os.getpid())
+    assert (tmp_path / ".stages" / "x.claim").read_text() == pipeline.process_identity(os.getpid())
+
+
+def test_a_claim_whose_pid_was_reused_by_another_pipeline_process_is_taken_over(tmp_path):
+    """Seen on a new sitting: its workers got the previous sitting's pids, so a claim left behind named a live
+    process of the same pipeline. The claim holds the process's start time too; a recycled pid has another."""
+    st = pipeline.Stages(tmp_path, log=lambda m: None)
+    runner = pipeline.JobRunner(st, process_tag="hat_pipeline_marker")
+    other = started("hat_pipeline_marker")
+    try:
+        pid, start = pipeline.process_identity(other.pid).split()
+        (tmp_path / ".stages" / "x.claim").write_text(f"{pid} {start}")
+        assert not runner.claim("x")  # its own process still runs
+        (tmp_path / ".stages" / "x.claim").write_text(f"{pid} {int(start) - 1}")  # an earlier process's claim
+        assert runner.claim("x")
+    finally:
+        other.kill()
+        other.wait()
 
 
 def settled_state(pid: int, done, timeout_s: float = 5.0) -> str:

@@ -352,6 +352,38 @@ def test_reproduce_multi30k_ct2_trainings_outlive_the_machine(tmp_path):
     assert not e.done("scratch_HAT-CT2@5.5ms_seed0")  # a void row: deployed again, so trained again
 
 
+def test_ct2_measure_appends_a_new_batch_for_voided_rows_measured_again(tmp_path, monkeypatch):
+    """A model whose rows were voided is deployed again from the same checkpoint: the batch that re-measures the
+    same deployments is a new batch (its own stages and tag), not the voided one found again."""
+    import json
+
+    import hat.latency.deployed as deployed
+    _, r = _ct2(tmp_path / "w")
+    _load_repro()
+    import reproduce_multi30k_followups as fu
+    timed = []
+    monkeypatch.setattr(fu, "ct2_models", lambda r: {"A": ("searched", 5.0, "a.yaml")})
+    monkeypatch.setattr(fu, "protocol_items", lambda models: {"A|ctranslate2|none": None})
+    monkeypatch.setattr(fu, "seed0_checkpoint", lambda r, name: "ck.pt")
+    monkeypatch.setattr(fu, "test_set", lambda r: (["ein Hund"], ["a dog"]))
+    monkeypatch.setattr(fu.steps, "target_vocab_size", lambda data: 8)
+    monkeypatch.setattr(deployed, "export_deployments", lambda name, ck, data, out: [
+        deployed.Deployment(name, "ctranslate2", "none", str(tmp_path / "exp"))])
+    monkeypatch.setattr(deployed, "protocol_rounds", lambda items, *a, **k: {"latency_ms": {"A|ctranslate2|none": 2.0}})
+    monkeypatch.setattr(deployed, "time_deployments", lambda deps, src, chunk, log: timed.append(1) or {
+        d.key: {"ms_per_sentence": 3.0, "hyps": ["a dog"]} for d in deps})
+    (tmp_path / "exp").mkdir()
+    first = fu.ct2_measure(r)
+    path = Path(r.args.ct2_deployed_record)
+    rec = json.loads(path.read_text())
+    rec["batches"][0]["deployed"][0]["void"] = "found wrong later"
+    path.write_text(json.dumps(rec))
+    second = fu.ct2_measure(r)
+    assert second["tag"] != first["tag"] and len(timed) == 2
+    assert [len(b["deployed"]) for b in json.loads(path.read_text())["batches"]] == [1, 1]
+    assert fu.deployed_names(r) == {"A"}
+
+
 def test_deployed_batches_carry_over_by_their_own_protocol_latency():
     """A batch measured on another machine (or under other load) is scaled by its deployments' protocol latency
     now against then; the latest measurement of a model wins."""
