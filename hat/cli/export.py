@@ -52,6 +52,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     msg = f"hat-export: wrote {', '.join(str(f) for f in done.files)}"
     if done.max_logit_diff is not None:
-        msg += f" (max |logit diff| vs PyTorch {done.max_logit_diff:.2e}{', int8' if args.quantize != 'none' else ''})"
+        msg += f" (max |logit diff| vs {done.checked_against} {done.max_logit_diff:.2e})"
     print(msg)
     return 0

@@ -52,10 +52,12 @@ def _import_ct2():
 
 
 def _np(t):
-    # contiguous: an active slice of a wider weight is a strided view, which CTranslate2's int8 quantization at
-    # conversion mis-reads (float32 conversion does not; measured on the CT2 search's picks: 1.9 vs 31.1 BLEU)
+    # A contiguous copy, never a view of the model's memory: CTranslate2's int8 quantization at conversion works on
+    # the arrays in place, so a view (a whole float32 weight) came back quantized into the PyTorch model (every
+    # later use of the model, the export's own check included, ran on garbage), and a strided view (an active slice
+    # of a wider weight) was mis-read (a CT2 search pick: 1.9 SacreBLEU stored-int8 against 31.1 quantized at load)
     import numpy as np
-    return np.ascontiguousarray(t.detach().float().cpu().numpy())
+    return np.array(t.detach().float().cpu().numpy(), order="C", copy=True)
 
 
 # Modules of hat.nn keep weights of their largest width and compute on the active slice (a static model shares one

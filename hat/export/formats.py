@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -63,11 +64,13 @@ class ExportResult:
 
     Attributes:
         files: the files written (in ``out``).
-        max_logit_diff: max |logit difference| of the export against PyTorch (None: not checked).
+        max_logit_diff: max |logit difference| of the export against ``checked_against`` (None: not checked).
+        checked_against: what the check compared with (PyTorch, unless the format says otherwise).
     """
 
     files: list[Path]
     max_logit_diff: Optional[float] = None
+    checked_against: str = "PyTorch"
 
 
 class ExportFormat:
@@ -90,8 +93,13 @@ class ExportFormat:
         raise NotImplementedError
 
     def check(self, model, out: Path, options: ExportOptions) -> Optional[float]:
-        """Max |logit difference| of the files in ``out`` against PyTorch (None: this format is not checked)."""
+        """Max |logit difference| of the files in ``out`` against :meth:`check_reference` (None: not checked)."""
         return None
+
+    def check_reference(self, options: ExportOptions) -> tuple[str, Optional[float]]:
+        """What :meth:`check` compares with, and the largest difference accepted (None: reported only; a
+        quantized export moves PyTorch's logits by design)."""
+        return "PyTorch", 1e-3 if options.quantize == "none" else None
 
     def export(self, model, out: str | os.PathLike, options: Optional[ExportOptions] = None) -> ExportResult:
         """Validate, write, bundle, check and seal into a temp folder, then replace ``out`` with it as a whole.
@@ -116,12 +124,13 @@ class ExportFormat:
                 files += bundle_text_files(tmp, options.data, options.source_lang, options.target_lang,
                                            fmt=self.meta_format)
             diff = self.check(model, tmp, options) if options.check else None
-            if diff is not None and diff > 1e-3 and options.quantize == "none":
-                raise HatError(f"exported {self.name} logits differ from PyTorch by {diff:.3g} (> 1e-3); "
-                               f"{out} was left as it was")
+            reference, tolerance = self.check_reference(options)
+            if diff is not None and tolerance is not None and diff > tolerance:
+                raise HatError(f"exported {self.name} logits differ from {reference} by {diff:.3g} "
+                               f"(> {tolerance:g}); {out} was left as it was")
             seal(tmp)
         files = sorted({out / Path(f).name for f in files} | {out / META})
-        return ExportResult(files=files, max_logit_diff=diff)
+        return ExportResult(files=files, max_logit_diff=diff, checked_against=reference)
 
 
 def check_replaceable(out: Path, meta_format: str) -> None:
@@ -214,16 +223,20 @@ class CTranslate2Format(ExportFormat):
         if why:
             raise HatError("CTranslate2 cannot execute this SubTransformer: " + "; ".join(why))
 
-    def write(self, model, out: Path, options: ExportOptions) -> list[Path]:
+    def convert(self, model, out: Path, options: ExportOptions, quantization: Optional[str]) -> None:
+        """CTranslate2's model files of ``model`` in ``out``, weights stored as ``quantization`` (None: float32)."""
         from hat.export.ctranslate2 import build_spec, convert_spec, latency_symbols
-        from hat.io import atomic_write
         cfg = model.cfg
         # the spec's vocabularies are the dictionaries' symbols when bundled, else placeholders of the right size
         symbols = [latency_symbols(cfg.src_vocab_size), latency_symbols(cfg.tgt_vocab_size)]
         if options.data:
             symbols = dictionary_symbols(options, cfg)
-        convert_spec(build_spec(model.eval(), *symbols), out,
-                     quantization=None if options.quantize == "none" else options.quantize)
+        convert_spec(build_spec(model.eval(), *symbols), out, quantization=quantization)
+
+    def write(self, model, out: Path, options: ExportOptions) -> list[Path]:
+        from hat.io import atomic_write
+        cfg = model.cfg
+        self.convert(model, out, options, None if options.quantize == "none" else options.quantize)
         meta = {"format": self.meta_format, "quantize": options.quantize, "subnet": model.subnet.to_dict(),
                 "qkv_dim": int(model.qkv_dim), "src_vocab_size": cfg.src_vocab_size,
                 "tgt_vocab_size": cfg.tgt_vocab_size, "padding_idx": cfg.padding_idx, "eos_idx": cfg.eos_idx,
@@ -232,8 +245,17 @@ class CTranslate2Format(ExportFormat):
         return sorted(p for p in out.iterdir() if p.is_file())
 
     def check(self, model, out: Path, options: ExportOptions) -> Optional[float]:
-        from hat.export.checks import compare_ctranslate2
-        return compare_ctranslate2(model, out)
+        from hat.export.checks import compare_ctranslate2, compare_ctranslate2_quantized
+        if options.quantize == "none":
+            return compare_ctranslate2(model, out)
+        with tempfile.TemporaryDirectory() as float_dir:
+            self.convert(model, Path(float_dir), options, None)
+            return compare_ctranslate2_quantized(model, out, Path(float_dir), options.quantize)
+
+    def check_reference(self, options: ExportOptions) -> tuple[str, Optional[float]]:
+        if options.quantize == "none":
+            return super().check_reference(options)
+        return f"its float32 export quantized to {options.quantize} by CTranslate2 at load", 1e-3
 
 
 def dictionary_symbols(options: ExportOptions, cfg) -> list[list[str]]:

@@ -2,7 +2,7 @@
 
 Why not the traced graph: at batch 1 a decoder step is a few million FLOPs spread over ~200 graph nodes, so ONNX
 Runtime's per-node cost, not arithmetic, sets its speed. Built here with ``com.microsoft.MultiHeadAttention`` (one
-node per attention, the cache appended inside it), fused Q/K/V projections and ``SkipLayerNormalization`` (residual
+node per attention, the cache appended and the Q/K/V biases added inside it), fused Q/K/V projections and ``SkipLayerNormalization`` (residual
 + bias + LayerNorm in one node), a decoder layer is ~15 nodes instead of ~45 (measured: docs/benchmarks.md,
 "hat's runtime vs CTranslate2").
 
@@ -84,13 +84,12 @@ def _self_attention(g: _Graph, x: str, layer, i: int, heads: int, dim: int, post
     a = layer.self_attn
     h = x if post else g.norm(x, layer.self_attn_layer_norm, dim)
     w = np.concatenate([_w(a.q_proj), _w(a.k_proj), _w(a.v_proj)], axis=1)
-    qkv = g.op("Add", [g.op("MatMul", [h, g.const(w)]),
-                       g.const(np.concatenate([_b(a.q_proj), _b(a.k_proj), _b(a.v_proj)]))])
     qkv_dim = w.shape[1] // 3
-    q, k, v = g.op("Split", [qkv, g.const(np.array([qkv_dim] * 3, np.int64))], 3, axis=-1)
+    q, k, v = g.op("Split", [g.op("MatMul", [h, g.const(w)]), g.const(np.array([qkv_dim] * 3, np.int64))], 3, axis=-1)
+    bias = g.const(np.concatenate([_b(a.q_proj), _b(a.k_proj), _b(a.v_proj)]))  # added inside the attention node
     past_k = g.op("Gather", [f"self_k_{i}", "reorder"], axis=0)
     past_v = g.op("Gather", [f"self_v_{i}", "reorder"], axis=0)
-    o = g.op("MultiHeadAttention", [q, k, v, "", "", "", past_k, past_v],
+    o = g.op("MultiHeadAttention", [q, k, v, bias, "", "", past_k, past_v],
              ["attn_self_%d" % i, f"new_self_k_{i}", f"new_self_v_{i}"], domain="com.microsoft", num_heads=heads)[0]
     y = g.op("MatMul", [o, g.const(_w(a.out_proj))])
     return g.residual(x, y, _b(a.out_proj), layer.self_attn_layer_norm, dim, post)
@@ -99,8 +98,10 @@ def _self_attention(g: _Graph, x: str, layer, i: int, heads: int, dim: int, post
 def _cross_attention(g: _Graph, x: str, layer, i: int, heads: int, mask: str, dim: int, post: bool) -> str:
     a = layer.encoder_attn
     h = x if post else g.norm(x, layer.encoder_attn_layer_norm, dim)
-    q = g.op("Add", [g.op("MatMul", [h, g.const(_w(a.q_proj))]), g.const(_b(a.q_proj))])
-    o = g.op("MultiHeadAttention", [q, f"cross_k_{i}", f"cross_v_{i}", "", mask], domain="com.microsoft",
+    q = g.op("MatMul", [h, g.const(_w(a.q_proj))])
+    qb = _b(a.q_proj)  # the cached K/V hold their biases already: zeros for them
+    bias = g.const(np.concatenate([qb, np.zeros(2 * qb.shape[0], np.float32)]))
+    o = g.op("MultiHeadAttention", [q, f"cross_k_{i}", f"cross_v_{i}", bias, mask], domain="com.microsoft",
              num_heads=heads)
     y = g.op("MatMul", [o, g.const(_w(a.out_proj))])
     return g.residual(x, y, _b(a.out_proj), layer.encoder_attn_layer_norm, dim, post)
@@ -149,9 +150,9 @@ def build_step_graph(model):
     scale = 1.0 if cfg.no_scale_embedding else math.sqrt(dim)
     embed = _np(dec.embed_tokens.weight[:, :dim]) * np.float32(scale)
     x = g.op("Gather", [g.const(embed), "tokens"], axis=0)  # [rows, 1, dim]
-    table = _np(dec.embed_positions.table(dim, cfg.max_target_positions + cfg.padding_idx + 1))
-    pos = g.op("Gather", [g.const(table), g.op("Add", ["step", g.const(np.array(cfg.padding_idx + 1, np.int64))])],
-               axis=0)
+    # fairseq's positions start after padding_idx: the table starts there, so ``step`` indexes it directly
+    table = _np(dec.embed_positions.table(dim, cfg.max_target_positions + cfg.padding_idx + 1)[cfg.padding_idx + 1:])
+    pos = g.op("Gather", [g.const(table), "step"], axis=0)
     x = g.op("Add", [x, pos])
     keep = g.op("Cast", [g.op("Not", ["encoder_padding_mask"])], to=6)  # int32: 1 = attend
     masks: dict[int, str] = {1: keep}

@@ -77,10 +77,34 @@ def test_int8_export_translates(fixture_subnet, fairseq_fixture, tmp_path):
     model = fixture_subnet(HETERO)
     done = export_format("ctranslate2").export(model, tmp_path / "ct2",
                                                ExportOptions(data=str(fairseq_fixture / "bin"), quantize="int8"))
-    assert done.max_logit_diff is not None  # int8 moves log-probs by design: reported, not refused
+    # checked against CTranslate2's own int8 of the float32 export: the same quantization, so exactly equal
+    assert done.max_logit_diff < 1e-3 and "float32 export" in done.checked_against
     lines = (fairseq_fixture / "raw" / "valid.de").read_text(encoding="utf-8").splitlines()[:5]
     out = CTranslate2Translator(tmp_path / "ct2", beam_size=2).translate(lines)
     assert len(out) == 5 and all(isinstance(h, str) for h in out)
+
+
+def test_int8_conversion_leaves_the_model_as_it_was(fixture_subnet, tmp_path):
+    """CTranslate2 quantizes the arrays it is given in place: views of the model's weights once came back int8-rounded
+    into the PyTorch model (the export's own check then compared against that, and reported thousands)."""
+    from hat.export.ctranslate2 import build_spec, convert_spec, latency_symbols
+    model = fixture_subnet(HETERO)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    symbols = [latency_symbols(model.cfg.src_vocab_size), latency_symbols(model.cfg.tgt_vocab_size)]
+    convert_spec(build_spec(model, *symbols), tmp_path / "ct2", quantization="int8")
+    assert [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])] == []
+
+
+def test_a_garbled_int8_export_is_refused(fixture_subnet, tmp_path, monkeypatch):
+    """The check that would have caught the strided-weights bug: with the old (strided) arrays the stored-int8
+    export differs from the float32 export quantized at load by thousands, so the export stops and writes nothing."""
+    import hat.export.ctranslate2 as hc
+    from hat.errors import HatError
+    from hat.export.formats import ExportOptions, export_format
+    monkeypatch.setattr(hc, "_np", lambda t: t.detach().float().cpu().numpy())  # views, as before the fix
+    with pytest.raises(HatError, match="differ from its float32 export quantized to int8"):
+        export_format("ctranslate2").export(fixture_subnet(HETERO), tmp_path / "ct2", ExportOptions(quantize="int8"))
+    assert not (tmp_path / "ct2").exists()
 
 
 def test_spec_weights_are_contiguous(fixture_subnet):
