@@ -11,7 +11,11 @@ It computes what :meth:`hat.nn.model.TransformerDecoder.step` computes (the expo
 cache, encoder-decoder attention over the (arbitrary) encoder layers' K/V, FFN, each with residual and post- or
 pre-LayerNorm; the output projection; then, for the beam search, ``log_softmax + bias`` and the per-row top ``k``.
 The I/O contract is :mod:`hat.export.onnx`'s (``decoder_step.onnx``); weights are the active slices of hat's
-elastic modules. The encoder graph stays a traced one: it runs once per sentence.
+elastic modules.
+
+:func:`build_encoder_graph` builds ``encoder.onnx`` the same way (what :class:`hat.nn.model.TransformerEncoder`
+and the decoder layers' ``cross_kv`` compute): ~10 nodes per layer where the traced graph has ~35 after ONNX
+Runtime's own fusions (its attention is left as MatMul/Softmax/Transpose/Reshape nodes).
 """
 
 from __future__ import annotations
@@ -174,5 +178,86 @@ def build_step_graph(model):
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
                                                 helper.make_opsetid("com.microsoft", 1)],
                           producer_name="hat")
+    m.ir_version = 8
+    return m
+
+
+def _encoder_layer(g: _Graph, x: str, layer, heads: int, keep: str, activation, dim: int, post: bool) -> str:
+    a = layer.self_attn
+    h = x if post else g.norm(x, layer.self_attn_layer_norm, dim)
+    w = np.concatenate([_w(a.q_proj), _w(a.k_proj), _w(a.v_proj)], axis=1)
+    qkv_dim = w.shape[1] // 3
+    q, k, v = g.op("Split", [g.op("MatMul", [h, g.const(w)]), g.const(np.array([qkv_dim] * 3, np.int64))], 3, axis=-1)
+    bias = g.const(np.concatenate([_b(a.q_proj), _b(a.k_proj), _b(a.v_proj)]))
+    o = g.op("MultiHeadAttention", [q, k, v, bias, keep], domain="com.microsoft", num_heads=heads)
+    y = g.op("MatMul", [o, g.const(_w(a.out_proj))])
+    return _ffn(g, g.residual(x, y, _b(a.out_proj), layer.self_attn_layer_norm, dim, post), layer, activation, dim,
+                post)
+
+
+def _cross_kv(g: _Graph, states: list[str], layer, i: int, heads: int) -> None:
+    """``cross_k_i`` / ``cross_v_i`` ``[B, H, n*S, d]``: one projection of the attended states, split per head."""
+    c = layer.encoder_attn
+    mem = states[0] if len(states) == 1 else g.op("Concat", states, axis=1)
+    w = np.concatenate([_w(c.k_proj), _w(c.v_proj)], axis=1)
+    kv = g.op("Add", [g.op("MatMul", [mem, g.const(w)]), g.const(np.concatenate([_b(c.k_proj), _b(c.v_proj)]))])
+    head_dim = w.shape[1] // 2 // heads
+    kv = g.op("Transpose", [g.op("Reshape", [kv, g.const(np.array([0, -1, 2 * heads, head_dim], np.int64))])],
+              perm=[0, 2, 1, 3])
+    g.op("Split", [kv, g.const(np.array([heads, heads], np.int64))], [f"cross_k_{i}", f"cross_v_{i}"], axis=1)
+
+
+def _encoder_io(model):
+    from onnx import TensorProto, helper
+    subnet, qkv = model.subnet, int(model.qkv_dim)
+    outs = [helper.make_tensor_value_info("encoder_padding_mask", TensorProto.BOOL, ["batch", "src_len"])]
+    for i in range(subnet.decoder_layer_num):
+        eh = subnet.decoder_ende_attention_heads[i]
+        outs += [helper.make_tensor_value_info(f"cross_{kv}_{i}", TensorProto.FLOAT,
+                                               ["batch", eh, f"cross_len_{i}", qkv // eh]) for kv in ("k", "v")]
+    return [helper.make_tensor_value_info("src_tokens", TensorProto.INT64, ["batch", "src_len"])], outs
+
+
+def build_encoder_graph(model):
+    """The ONNX ``ModelProto`` of the encoder of a static :class:`hat.nn.Transformer`: ``src_tokens`` ->
+    ``encoder_padding_mask`` and every decoder layer's cross-attention K/V (:mod:`hat.export.onnx`'s contract).
+
+    Raises:
+        HatError: an activation function it has no node for.
+    """
+    from onnx import helper
+    subnet, cfg, enc = model.subnet, model.cfg, model.encoder
+    if cfg.activation_fn not in ACTIVATIONS:
+        raise HatError(f"the ONNX encoder graph supports activation {', '.join(ACTIVATIONS)}, got {cfg.activation_fn}")
+    dim, post, pad = subnet.encoder_embed_dim, not cfg.normalize_before, cfg.padding_idx
+    g = _Graph()
+    g.op("Equal", ["src_tokens", g.const(np.array(pad, np.int64))], ["encoder_padding_mask"])
+    nonpad = g.op("Not", ["encoder_padding_mask"])
+    keep = g.op("Cast", [nonpad], to=6)  # int32, 1 = attend: the attention's key padding mask
+    keep64 = g.op("Cast", [nonpad], to=7)
+    # fairseq's make_positions: non-pad tokens numbered from padding_idx + 1, pads get padding_idx (a zero row)
+    positions = g.op("Add", [g.op("Mul", [g.op("CumSum", [keep64, g.const(np.array(1, np.int64))]), keep64]),
+                             g.const(np.array(pad, np.int64))])
+    scale = 1.0 if cfg.no_scale_embedding else math.sqrt(dim)
+    embed = _np(enc.embed_tokens.weight[:, :dim]) * np.float32(scale)
+    table = _np(enc.embed_positions.table(dim, cfg.max_source_positions + pad + 1))
+    x = g.op("Add", [g.op("Gather", [g.const(embed), "src_tokens"], axis=0),
+                     g.op("Gather", [g.const(table), positions], axis=0)])
+    x = g.op("Mul", [x, g.op("Unsqueeze", [g.op("Cast", [nonpad], to=1), g.const(np.array([-1], np.int64))])])
+    states = []
+    for i in range(subnet.encoder_layer_num):
+        x = _encoder_layer(g, x, enc.layers[i], subnet.encoder_self_attention_heads[i], keep,
+                           ACTIVATIONS[cfg.activation_fn], dim, post)
+        states.append(x)
+    if getattr(enc, "layer_norm", None) is not None:
+        states[-1] = g.norm(states[-1], enc.layer_norm, dim)
+    for i in range(subnet.decoder_layer_num):
+        layer = model.decoder.layers[i]
+        _cross_kv(g, [states[j] for j in layer.ende_states(len(states))], layer, i,
+                  subnet.decoder_ende_attention_heads[i])
+    inputs, outputs = _encoder_io(model)
+    graph = helper.make_graph(g.nodes, "hat_encoder", inputs, outputs, initializer=g.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
+                                                helper.make_opsetid("com.microsoft", 1)], producer_name="hat")
     m.ir_version = 8
     return m

@@ -233,18 +233,21 @@ class TransformerDecoderLayer(_FFNMixin, nn.Module):
             x = self.self_attn_layer_norm(x)
         return x, k, v
 
-    def cross_kv(self, encoder_out: EncoderOut) -> tuple[Tensor, Tensor]:
-        """Keys/values ``[B, H, n*S, d]`` over the last ``n`` encoder layers' outputs, concatenated along S."""
+    def ende_states(self, num_states: int) -> list[int]:
+        """Which of the encoder's ``num_states`` layer outputs this layer attends to, in the order their keys are
+        concatenated (the ONNX encoder graph builds the same concatenation from this list)."""
         n = self.num_ende
         if self.hat_super_encoder_layers:
             # HAT: [-1], [-2], ... of the super layer list (last first), whose identity layers beyond the active
             # depth repeat the last active output (then repeated keys: same result as attending it once).
-            states = list(encoder_out.states)
-            states += [states[-1]] * (self.hat_super_encoder_layers - len(states))
-            states = [states[-1 - j] for j in range(n)]
-        else:
-            states = encoder_out.states[-n:]
-        mem = states[0] if n == 1 else torch.cat(states, dim=0)
+            padded = list(range(num_states)) + [num_states - 1] * (self.hat_super_encoder_layers - num_states)
+            return [padded[-1 - j] for j in range(n)]
+        return list(range(num_states))[-n:]
+
+    def cross_kv(self, encoder_out: EncoderOut) -> tuple[Tensor, Tensor]:
+        """Keys/values ``[B, H, n*S, d]`` over the last ``n`` encoder layers' outputs, concatenated along S."""
+        states = [encoder_out.states[i] for i in self.ende_states(len(encoder_out.states))]
+        mem = states[0] if len(states) == 1 else torch.cat(states, dim=0)
         return self.encoder_attn.project_kv(mem.transpose(0, 1))
 
     def cross_mask(self, padding_mask: Tensor) -> Tensor:
