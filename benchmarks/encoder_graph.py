@@ -14,15 +14,13 @@ Stop your own training first: latency is never measured next to it.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_race import add_architecture_args, architectures  # noqa: E402
-from record import RunRecord  # noqa: E402
+from protocol_race import ab_main  # noqa: E402
 
 ARMS = {"traced": "legacy", "built": "built"}
 
@@ -62,27 +60,15 @@ def summarize(name: str, ms: dict) -> dict:
     return row
 
 
+def line(row: dict) -> str:
+    return (f"| {row['model']} | {row['traced_encoder_min_ms']:.2f} | {row['built_encoder_min_ms']:.2f} | "
+            f"{row['encoder_speedup_min']:.2f}x | {row['traced_whole_min_ms']:.2f} | {row['built_whole_min_ms']:.2f} | "
+            f"{row['whole_speedup_min']:.2f}x |")
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_architecture_args(p)
-    p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args(argv)
-    from hat.space import load_space
-    rec = RunRecord("encoder_graph")
-    qkv_dim, rows, samples = load_space(args.space).qkv_dim, [], []
-    print("| model | traced encoder min ms | built encoder min ms | speed-up | traced whole min ms | built whole min ms "
-          "| speed-up |\n|---|---|---|---|---|---|---|")
-    for name, subnet in architectures(args.record, args.subnets).items():
-        ms = race(subnet, args.vocab, qkv_dim, args.rounds, args.repeats)
-        row = summarize(name, ms)
-        rows.append(row)
-        samples += [{"model": name, "arm": arm, "encoder_ms": e, "whole_ms": w} for arm, v in ms.items() for e, w in v]
-        print(f"| {name} | {row['traced_encoder_min_ms']:.2f} | {row['built_encoder_min_ms']:.2f} | "
-              f"{row['encoder_speedup_min']:.2f}x | {row['traced_whole_min_ms']:.2f} | {row['built_whole_min_ms']:.2f} "
-              f"| {row['whole_speedup_min']:.2f}x |", flush=True)
-    print(f"raw record: {rec.write(args=vars(args), samples=samples, summary={'rows': rows})}")
-    return 0
+    return ab_main("encoder_graph", race, summarize, "| model | traced encoder min ms | built encoder min ms | speed-up "
+                   "| traced whole min ms | built whole min ms | speed-up |\n|---|---|---|---|---|---|---|", line, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Stop your own training first: latency is never measured next to it.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -22,8 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_race import add_architecture_args, architectures  # noqa: E402
-from record import RunRecord  # noqa: E402
+from protocol_race import ab_main  # noqa: E402
 
 
 def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
@@ -49,27 +47,22 @@ def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
     return out
 
 
+def summarize(name: str, ms: dict) -> dict:
+    """One table row: min and median whole-decode ms per arm, and the speed-up of the minima."""
+    row = {"model": name, **{f"{arm}_min_ms": min(v) for arm, v in ms.items()},
+           **{f"{arm}_median_ms": statistics.median(v) for arm, v in ms.items()}}
+    row["speedup_min"] = row["public_min_ms"] / row["fast_min_ms"]
+    return row
+
+
+def line(row: dict) -> str:
+    return (f"| {row['model']} | {row['public_min_ms']:.2f} | {row['fast_min_ms']:.2f} | {row['speedup_min']:.2f}x | "
+            f"{row['public_median_ms']:.2f} | {row['fast_median_ms']:.2f} |")
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_architecture_args(p)
-    p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args(argv)
-    from hat.space import load_space
-    rec = RunRecord("ort_call_overhead")
-    qkv_dim, rows, samples = load_space(args.space).qkv_dim, [], []
-    print("| model | public API min ms | C-level min ms | speed-up | public median | C-level median |\n|---|---|---|---|---|---|")
-    for name, subnet in architectures(args.record, args.subnets).items():
-        ms = race(subnet, args.vocab, qkv_dim, args.rounds, args.repeats)
-        row = {"model": name, **{f"{arm}_min_ms": min(v) for arm, v in ms.items()},
-               **{f"{arm}_median_ms": statistics.median(v) for arm, v in ms.items()}}
-        row["speedup_min"] = row["public_min_ms"] / row["fast_min_ms"]
-        rows.append(row)
-        samples += [{"model": name, "arm": arm, "ms": x} for arm, v in ms.items() for x in v]
-        print(f"| {name} | {row['public_min_ms']:.2f} | {row['fast_min_ms']:.2f} | {row['speedup_min']:.2f}x | "
-              f"{row['public_median_ms']:.2f} | {row['fast_median_ms']:.2f} |", flush=True)
-    print(f"raw record: {rec.write(args=vars(args), samples=samples, summary={'rows': rows})}")
-    return 0
+    return ab_main("ort_call_overhead", race, summarize, "| model | public API min ms | C-level min ms | speed-up | "
+                   "public median | C-level median |\n|---|---|---|---|---|---|", line, argv)
 
 
 if __name__ == "__main__":

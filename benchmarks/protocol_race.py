@@ -108,6 +108,28 @@ def add_architecture_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocab", type=int, default=3956, help="target vocabulary (the reproduction's)")
 
 
+def ab_main(name: str, race, summarize, header: str, line, argv=None) -> int:
+    """``main`` of an A/B benchmark over the raced architectures (``--record``, ``--subnets``): ``race(subnet,
+    vocab, qkv_dim, rounds, repeats)`` gives ``{arm: [samples]}``, ``summarize(model, that)`` one row, ``line(row)``
+    its table line under ``header``; the samples and rows go to ``benchmarks/results/<name>.json``."""
+    p = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.split("\n\n")[0])
+    add_architecture_args(p)
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args(argv)
+    from hat.space import load_space
+    rec = RunRecord(name)
+    qkv_dim, rows, samples = load_space(args.space).qkv_dim, [], []
+    print(header)
+    for model, subnet in architectures(args.record, args.subnets).items():
+        ms = race(subnet, args.vocab, qkv_dim, args.rounds, args.repeats)
+        rows.append(summarize(model, ms))
+        samples += [{"model": model, "arm": arm, "sample": x} for arm, v in ms.items() for x in v]
+        print(line(rows[-1]), flush=True)
+    print(f"raw record: {rec.write(args=vars(args), samples=samples, summary={'rows': rows})}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_architecture_args(p)
