@@ -27,6 +27,24 @@ from hat.runtime.beam_search import BeamSearch, GreedyMixin, Hypothesis
 from hat.runtime.ort_calls import OrtCalls
 
 FORMAT = "hat-onnx-2"
+# Before 1.21 ONNX Runtime's CPU MultiHeadAttention reads a 2-D key padding mask with masked positions inside the
+# sequence wrongly (measured against 1.32 and PyTorch: 0.35-2.1 apart); hat's cross attention over several encoder
+# layers (HAT's arbitrary attention) concatenates left-padded layers, so batched decoding would translate wrong.
+MIN_ONNXRUNTIME = (1, 21)
+
+
+def check_onnxruntime(version: str) -> None:
+    """Refuse an onnxruntime older than :data:`MIN_ONNXRUNTIME` (one line saying why and what to install).
+
+    Raises:
+        HatError: the version is older.
+    """
+    import re
+    parts = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
+    if parts < MIN_ONNXRUNTIME:
+        need = ".".join(map(str, MIN_ONNXRUNTIME))
+        raise HatError(f"onnxruntime {version} is older than {need}: its MultiHeadAttention misreads padding masks "
+                       f"that hat's exports use; pip install -U 'onnxruntime>={need}'")
 
 
 
@@ -183,6 +201,7 @@ class OnnxTranslator(GreedyMixin):
     def load_sessions(self, d: Path, threads: int, providers) -> None:
         import onnxruntime as ort
 
+        check_onnxruntime(ort.__version__)
         meta = self.meta
         opts = ort.SessionOptions()
         if threads:

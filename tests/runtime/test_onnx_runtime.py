@@ -162,3 +162,17 @@ def test_greedy_leaves_the_translators_search_alone(fixture_export, fairseq_fixt
     tr.generate = spy
     greedy = tr.greedy(*collate_source(srcs))
     assert seen == [3] and tr.beam_size == 3 and len(greedy) == 2
+
+
+@pytest.mark.parametrize("version,ok", [("1.16.3", False), ("1.20.1", False), ("1.21.0", True), ("1.32.0", True),
+                                        ("1.22.0.dev20250101", True)])
+def test_onnxruntime_older_than_1_21_is_refused_in_one_line(version, ok):
+    """Measured: ONNX Runtime 1.16-1.20 misread a key padding mask with masked positions inside the sequence (hat's
+    cross attention over several left-padded encoder layers), so the batched hypotheses would be wrong."""
+    from hat.errors import HatError
+    from hat.runtime.onnx import check_onnxruntime
+    if ok:
+        check_onnxruntime(version)
+    else:
+        with pytest.raises(HatError, match=r"older than 1\.21.*pip install -U 'onnxruntime>=1\.21'"):
+            check_onnxruntime(version)
