@@ -4,9 +4,8 @@ Every architecture of ``--record`` (the 9 models of ``docs/results.md``) and of 
 picks) is timed with HAT's protocol as each runtime ships it (batch 1, 30 source tokens, beam 5, exactly 30 decoder
 steps, 1 thread, random weights: the forced length makes weights irrelevant) in hat fp32/int8 and CTranslate2
 fp32/int8 where CTranslate2 runs it, in interleaved rounds (:func:`hat.latency.deployed.protocol_rounds`). For hat
-fp32 it also splits the decode: ONNX Runtime's graph calls (their own time under cProfile: C++ work is not slowed by
-the profiler) against the unprofiled whole decode, so the share outside the graphs is not inflated by cProfile's
-per-call overhead on the Python side. Raw JSON: ``benchmarks/results/protocol_race.json``.
+fp32 it also splits the decode: ONNX Runtime's graph calls (encoder, decoder steps: a thin timer around each, not
+cProfile, whose per-call cost inflated the Python side) against the whole decode. Raw JSON: ``benchmarks/results/protocol_race.json``.
 
     python benchmarks/protocol_race.py --subnets runs/repro_ct2/search_ct2/subnet_*ms.yaml
 
@@ -16,9 +15,7 @@ Stop your own training first: latency is never measured next to it.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import json
-import pstats
 import statistics
 import sys
 import tempfile
@@ -33,17 +30,43 @@ ENGINES = {"hat_fp32": ("onnxruntime", "none"), "hat_int8": ("onnxruntime", "int
            "ct2_fp32": ("ctranslate2", "none"), "ct2_int8": ("ctranslate2", "int8")}
 
 
-def is_ort_run(function: str) -> bool:
-    """Whether a cProfile function name is one of ONNX Runtime's graph calls (``run``, ``run_with_ort_values``, or
-    ``run_with_ortvaluevector``, which hat's runtime uses since ``hat.runtime.ort_calls``): cProfile names the
-    pybind11 builtins ``<built-in method onnxruntime.capi.onnxruntime_pybind11_state.run...>``."""
-    return any(f"onnxruntime_pybind11_state.{name}>" in function
-               for name in ("run", "run_with_ort_values", "run_with_ortvaluevector"))
+class TimedCalls:
+    """Wraps a translator's decoder calls (:class:`hat.runtime.ort_calls.OrtCalls`) and adds up the seconds spent in
+    :meth:`run`: a thin timer, so the Python side is not inflated as under cProfile."""
+
+    def __init__(self, calls):
+        self.calls, self.seconds = calls, 0.0
+        self.value = calls.value
+
+    def run(self, names, feeds):
+        t = time.perf_counter()
+        try:
+            return self.calls.run(names, feeds)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+
+def split_decodes(loop, runs: int) -> list[dict]:
+    """``runs`` decodes of a runner ``Loop`` (HAT's protocol), each split: whole, encoder call, decoder step graph
+    calls, and the rest (beam bookkeeping, the step's feeds and outputs), in ms."""
+    timed = loop.tr.decoder_calls = TimedCalls(loop.tr.decoder_calls)
+    out = []
+    try:
+        for _ in range(runs):
+            timed.seconds = 0.0
+            t = time.perf_counter()
+            enc_ms, _ = loop.run_once()
+            whole, graph = (time.perf_counter() - t) * 1e3, timed.seconds * 1e3
+            out.append({"whole_ms": whole, "encoder_ms": enc_ms, "step_graph_ms": graph,
+                        "rest_ms": whole - enc_ms - graph})
+    finally:
+        loop.tr.decoder_calls = timed.calls
+    return out
 
 
 def outside_share(subnet, vocab: int, qkv_dim: int, runs: int) -> dict:
-    """hat fp32's decode split at batch 1: median unprofiled whole run, the graph calls' time per run (cProfile's own
-    time of the builtins), and the share outside them."""
+    """hat fp32's decode split at batch 1 (:func:`split_decodes`): medians of the whole run, of its graph calls
+    (encoder + decoder steps), and the share outside them."""
     from hat.latency.backends.onnxruntime import export_subnet, load_runner
     from hat.latency.protocol import ProfileSettings
     settings = ProfileSettings(vocab_size=vocab, threads=1)
@@ -52,19 +75,11 @@ def outside_share(subnet, vocab: int, qkv_dim: int, runs: int) -> dict:
         loop = load_runner().Loop(d, dict(settings.to_json_dict(), timer="wall"))
         for _ in range(3):
             loop.run_once()
-        walls = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            loop.run_once()
-            walls.append(time.perf_counter() - t)
-        prof = cProfile.Profile()
-        prof.enable()
-        for _ in range(runs):
-            loop.run_once()
-        prof.disable()
-    graph_s = sum(tt for (_, _, fn), (_, _, tt, _, _) in pstats.Stats(prof).stats.items() if is_ort_run(fn)) / runs
-    wall_s = statistics.median(walls)
-    return {"whole_ms": wall_s * 1e3, "graph_ms": graph_s * 1e3, "outside_share": max(0.0, 1 - graph_s / wall_s)}
+        runs_ = split_decodes(loop, runs)
+    whole = statistics.median(x["whole_ms"] for x in runs_)
+    graph = statistics.median(x["encoder_ms"] + x["step_graph_ms"] for x in runs_)
+    rest = statistics.median(x["rest_ms"] / x["whole_ms"] for x in runs_)
+    return {"whole_ms": whole, "graph_ms": graph, "outside_share": rest}
 
 
 def architectures(record: str, subnet_yamls: list[str]) -> dict:

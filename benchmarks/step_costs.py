@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_race import add_architecture_args, architectures  # noqa: E402
+from protocol_race import add_architecture_args, architectures, split_decodes  # noqa: E402
 from record import RunRecord  # noqa: E402
 
 
@@ -57,37 +57,6 @@ def node_costs(runs: int = 2000) -> dict:
             times.append(time.perf_counter() - t)
         mins[n] = min(times[50:]) * 1e6
     return {"call_us": mins[1], "per_node_us": (mins[31] - mins[1]) / 30}
-
-
-class TimedCalls:
-    """Wraps a translator's decoder calls and adds up the time spent in :meth:`run`."""
-
-    def __init__(self, calls):
-        self.calls, self.seconds = calls, 0.0
-        self.value = calls.value
-
-    def run(self, names, feeds):
-        t = time.perf_counter()
-        try:
-            return self.calls.run(names, feeds)
-        finally:
-            self.seconds += time.perf_counter() - t
-
-
-def split(loop, runs: int) -> list[dict]:
-    """Per decode: whole, encoder, decoder graph calls and the rest, in ms."""
-    timed = loop.tr.decoder_calls = TimedCalls(loop.tr.decoder_calls)
-    out = []
-    for _ in range(runs):
-        timed.seconds = 0.0
-        t = time.perf_counter()
-        enc_ms, _ = loop.run_once()
-        whole = (time.perf_counter() - t) * 1e3
-        graph = timed.seconds * 1e3
-        out.append({"whole_ms": whole, "encoder_ms": enc_ms, "step_graph_ms": graph,
-                    "rest_ms": whole - enc_ms - graph})
-    loop.tr.decoder_calls = timed.calls
-    return out
 
 
 def op_shares(model_dir: str, settings, runs: int) -> dict[str, float]:
@@ -124,7 +93,7 @@ def measure(subnet, vocab: int, qkv_dim: int, runs: int, profile_runs: int) -> d
         loop = load_runner().Loop(d, dict(settings.to_json_dict(), timer="wall"))
         for _ in range(3):
             loop.run_once()
-        decodes = split(loop, runs)
+        decodes = split_decodes(loop, runs)
         shares = op_shares(d, settings, profile_runs) if profile_runs else {}
     best = min(decodes, key=lambda x: x["whole_ms"])
     med = {k: statistics.median(x[k] for x in decodes) for k in decodes[0]}
