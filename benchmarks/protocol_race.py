@@ -15,12 +15,14 @@ Stop your own training first: latency is never measured next to it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import RunRecord  # noqa: E402
@@ -64,9 +66,10 @@ def split_decodes(loop, runs: int) -> list[dict]:
     return out
 
 
-def outside_share(subnet, vocab: int, qkv_dim: int, runs: int) -> dict:
-    """hat fp32's decode split at batch 1 (:func:`split_decodes`): medians of the whole run, of its graph calls
-    (encoder + decoder steps), and the share outside them."""
+@contextlib.contextmanager
+def protocol_loop(subnet, vocab: int, qkv_dim: int) -> Iterator[tuple]:
+    """``(loop, export_dir, settings)``: hat's runner ``Loop`` (HAT's protocol, 1 thread, wall clock) over a fresh
+    ONNX export of ``subnet`` with random weights, warmed up; the export is removed after."""
     from hat.latency.backends.onnxruntime import export_subnet, load_runner
     from hat.latency.protocol import ProfileSettings
     settings = ProfileSettings(vocab_size=vocab, threads=1)
@@ -75,6 +78,13 @@ def outside_share(subnet, vocab: int, qkv_dim: int, runs: int) -> dict:
         loop = load_runner().Loop(d, dict(settings.to_json_dict(), timer="wall"))
         for _ in range(3):
             loop.run_once()
+        yield loop, d, settings
+
+
+def outside_share(subnet, vocab: int, qkv_dim: int, runs: int) -> dict:
+    """hat fp32's decode split at batch 1 (:func:`split_decodes`): medians of the whole run, of its graph calls
+    (encoder + decoder steps), and the share outside them."""
+    with protocol_loop(subnet, vocab, qkv_dim) as (loop, _, _):
         runs_ = split_decodes(loop, runs)
     whole = statistics.median(x["whole_ms"] for x in runs_)
     graph = statistics.median(x["encoder_ms"] + x["step_graph_ms"] for x in runs_)

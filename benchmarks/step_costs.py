@@ -22,12 +22,11 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_race import add_architecture_args, architectures, split_decodes  # noqa: E402
+from protocol_race import add_architecture_args, architectures, protocol_loop, split_decodes  # noqa: E402
 from record import RunRecord  # noqa: E402
 
 
@@ -85,14 +84,7 @@ def op_shares(model_dir: str, settings, runs: int) -> dict[str, float]:
 
 
 def measure(subnet, vocab: int, qkv_dim: int, runs: int, profile_runs: int) -> dict:
-    from hat.latency.backends.onnxruntime import export_subnet, load_runner
-    from hat.latency.protocol import ProfileSettings
-    settings = ProfileSettings(vocab_size=vocab, threads=1)
-    with tempfile.TemporaryDirectory() as d:
-        export_subnet(subnet, settings, qkv_dim, d)
-        loop = load_runner().Loop(d, dict(settings.to_json_dict(), timer="wall"))
-        for _ in range(3):
-            loop.run_once()
+    with protocol_loop(subnet, vocab, qkv_dim) as (loop, d, settings):
         decodes = split_decodes(loop, runs)
         shares = op_shares(d, settings, profile_runs) if profile_runs else {}
     best = min(decodes, key=lambda x: x["whole_ms"])
