@@ -1,10 +1,11 @@
 """hat's ONNX decoder step, built node by node on ONNX Runtime's fused operators (the search step of the export).
 
 Why not the traced graph: at batch 1 a decoder step is a few million FLOPs spread over ~200 graph nodes, so ONNX
-Runtime's per-node cost, not arithmetic, sets its speed. Built here with ``com.microsoft.MultiHeadAttention`` (one
-node per attention, the cache appended and the Q/K/V biases added inside it), fused Q/K/V projections and ``SkipLayerNormalization`` (residual
-+ bias + LayerNorm in one node), a decoder layer is ~15 nodes instead of ~45 (measured: docs/benchmarks.md,
-"hat's runtime vs CTranslate2").
+Runtime's per-node cost, not arithmetic, set its speed (traced: ~200 nodes). Built here with
+``com.microsoft.MultiHeadAttention`` (one node per attention, the cache appended and the Q/K/V biases added inside
+it), fused Q/K/V projections and ``SkipLayerNormalization`` (residual + bias + LayerNorm in one node), a decoder
+layer is ~15 nodes instead of ~45 (measured: docs/benchmarks.md, "hat's runtime vs CTranslate2"); at that count a
+node costs well under a microsecond of overhead, and the kernels and the Python loop around the graph remain.
 
 It computes what :meth:`hat.nn.model.TransformerDecoder.step` computes (the export compares them): token embedding x
 ``sqrt(dim)`` (unless ``no_scale_embedding``) + the sinusoidal position of ``step``; per layer self-attention over the

@@ -62,7 +62,8 @@ def export_deployments(name: str, checkpoint: str | os.PathLike, data_bin: str |
         d = Path(out_root) / name / f"{fmt}_{quantize}"
         if not (d / "meta.json").is_file():
             res = export_model(model, fmt, d, data=data_bin, quantize=quantize)
-            log(f"{name}: exported {fmt} {quantize} -> {d} (max |logit diff| vs {res.checked_against} {res.max_logit_diff})")
+            log(f"{name}: exported {fmt} {quantize} -> {d} "
+                f"(max |logit diff| vs {res.checked_against} {res.max_logit_diff})")
         out.append(Deployment(name, runtime, quantize, str(d)))
     return out
 
