@@ -85,13 +85,18 @@ class _Graph:
         return self.op("Add", [res, self.op("Add", [y, self.const(bias)])])
 
 
-def _self_attention(g: _Graph, x: str, layer, i: int, heads: int, dim: int, post: bool) -> str:
-    a = layer.self_attn
-    h = x if post else g.norm(x, layer.self_attn_layer_norm, dim)
+def _qkv(g: _Graph, h: str, a) -> tuple[str, str, str, str]:
+    """One fused Q/K/V projection of ``h`` split three ways, and the three biases as one constant (for
+    ``MultiHeadAttention``'s bias input, which adds them inside the attention node)."""
     w = np.concatenate([_w(a.q_proj), _w(a.k_proj), _w(a.v_proj)], axis=1)
     qkv_dim = w.shape[1] // 3
     q, k, v = g.op("Split", [g.op("MatMul", [h, g.const(w)]), g.const(np.array([qkv_dim] * 3, np.int64))], 3, axis=-1)
-    bias = g.const(np.concatenate([_b(a.q_proj), _b(a.k_proj), _b(a.v_proj)]))  # added inside the attention node
+    return q, k, v, g.const(np.concatenate([_b(a.q_proj), _b(a.k_proj), _b(a.v_proj)]))
+
+
+def _self_attention(g: _Graph, x: str, layer, i: int, heads: int, dim: int, post: bool) -> str:
+    a = layer.self_attn
+    q, k, v, bias = _qkv(g, x if post else g.norm(x, layer.self_attn_layer_norm, dim), a)
     past_k = g.op("Gather", [f"self_k_{i}", "reorder"], axis=0)
     past_v = g.op("Gather", [f"self_v_{i}", "reorder"], axis=0)
     o = g.op("MultiHeadAttention", [q, k, v, bias, "", "", past_k, past_v],
@@ -120,17 +125,46 @@ def _ffn(g: _Graph, x: str, layer, activation: tuple[str, str], dim: int, post: 
     return g.residual(x, y, _b(layer.fc2), layer.final_layer_norm, dim, post)
 
 
+def _activation(cfg, graph: str) -> tuple[str, str]:
+    """The node (op type, domain) of the model's activation function.
+
+    Raises:
+        HatError: one the graphs have no node for.
+    """
+    if cfg.activation_fn not in ACTIVATIONS:
+        raise HatError(f"the ONNX {graph} graph supports activation {', '.join(ACTIVATIONS)}, got {cfg.activation_fn}")
+    return ACTIVATIONS[cfg.activation_fn]
+
+
+def _cross_shapes(model) -> dict[str, tuple]:
+    """``{cross_k_i / cross_v_i: (type, shape)}``: what the encoder returns and every step takes."""
+    from onnx import TensorProto
+    subnet, qkv = model.subnet, int(model.qkv_dim)
+    return {f"cross_{kv}_{i}": (TensorProto.FLOAT, ["batch", eh, f"cross_len_{i}", qkv // eh])
+            for i, eh in enumerate(subnet.decoder_ende_attention_heads[:subnet.decoder_layer_num]) for kv in ("k", "v")}
+
+
+def _model(g: _Graph, name: str, inputs: list, outputs: list):
+    """The ``ModelProto`` of ``g``'s nodes and initializers (opset :data:`OPSET` + ``com.microsoft``)."""
+    from onnx import helper
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, initializer=g.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
+                                                helper.make_opsetid("com.microsoft", 1)], producer_name="hat")
+    m.ir_version = 8
+    return m
+
+
 def _inputs_outputs(model):
     """Value infos of the graph's inputs and outputs (:func:`hat.export.graphs.search_io_names` order)."""
     from onnx import TensorProto, helper
     subnet, cfg, qkv = model.subnet, model.cfg, int(model.qkv_dim)
     shapes = {"tokens": (TensorProto.INT64, ["batch", 1]), "step": (TensorProto.INT64, []),
               "reorder": (TensorProto.INT64, ["batch"]), "bias": (TensorProto.FLOAT, [cfg.tgt_vocab_size]),
-              "k": (TensorProto.INT64, [1]), "encoder_padding_mask": (TensorProto.BOOL, ["batch", "src_len"])}
+              "k": (TensorProto.INT64, [1]), "encoder_padding_mask": (TensorProto.BOOL, ["batch", "src_len"]),
+              **_cross_shapes(model)}
     for i in range(subnet.decoder_layer_num):
-        eh, sh = subnet.decoder_ende_attention_heads[i], subnet.decoder_self_attention_heads[i]
+        sh = subnet.decoder_self_attention_heads[i]
         for kv in ("k", "v"):
-            shapes[f"cross_{kv}_{i}"] = (TensorProto.FLOAT, ["batch", eh, f"cross_len_{i}", qkv // eh])
             shapes[f"self_{kv}_{i}"] = (TensorProto.FLOAT, ["prev_batch", sh, "past_len", qkv // sh])
             shapes[f"new_self_{kv}_{i}"] = (TensorProto.FLOAT, ["batch", sh, "new_len", qkv // sh])
     shapes["cand_lprobs"] = (TensorProto.FLOAT, ["batch", "k"])
@@ -146,10 +180,8 @@ def build_step_graph(model):
     Raises:
         HatError: an activation function it has no node for.
     """
-    from onnx import helper
     subnet, cfg, dec = model.subnet, model.cfg, model.decoder
-    if cfg.activation_fn not in ACTIVATIONS:
-        raise HatError(f"the ONNX step graph supports activation {', '.join(ACTIVATIONS)}, got {cfg.activation_fn}")
+    activation = _activation(cfg, "step")
     dim, post = subnet.decoder_embed_dim, not cfg.normalize_before
     g = _Graph()
     scale = 1.0 if cfg.no_scale_embedding else math.sqrt(dim)
@@ -167,29 +199,19 @@ def build_step_graph(model):
             masks[n] = g.op("Tile", [keep, g.const(np.array([1, n], np.int64))])
         x = _self_attention(g, x, layer, i, subnet.decoder_self_attention_heads[i], dim, post)
         x = _cross_attention(g, x, layer, i, subnet.decoder_ende_attention_heads[i], masks[n], dim, post)
-        x = _ffn(g, x, layer, ACTIVATIONS[cfg.activation_fn], dim, post)
+        x = _ffn(g, x, layer, activation, dim, post)
     if getattr(dec, "layer_norm", None) is not None:
         x = g.norm(x, dec.layer_norm, dim)
     logits = g.op("MatMul", [x, g.const(_w(dec.output_projection))])
     logits = g.op("Reshape", [logits, g.const(np.array([-1, cfg.tgt_vocab_size], np.int64))])
     lp = g.op("Add", [g.op("LogSoftmax", [logits], axis=-1), "bias"])
     g.op("TopK", [lp, "k"], ["cand_lprobs", "cand_ids"], axis=-1, largest=1, sorted=1)
-    inputs, outputs = _inputs_outputs(model)
-    graph = helper.make_graph(g.nodes, "hat_decoder_search_step", inputs, outputs, initializer=g.inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
-                                                helper.make_opsetid("com.microsoft", 1)],
-                          producer_name="hat")
-    m.ir_version = 8
-    return m
+    return _model(g, "hat_decoder_search_step", *_inputs_outputs(model))
 
 
 def _encoder_layer(g: _Graph, x: str, layer, heads: int, keep: str, activation, dim: int, post: bool) -> str:
     a = layer.self_attn
-    h = x if post else g.norm(x, layer.self_attn_layer_norm, dim)
-    w = np.concatenate([_w(a.q_proj), _w(a.k_proj), _w(a.v_proj)], axis=1)
-    qkv_dim = w.shape[1] // 3
-    q, k, v = g.op("Split", [g.op("MatMul", [h, g.const(w)]), g.const(np.array([qkv_dim] * 3, np.int64))], 3, axis=-1)
-    bias = g.const(np.concatenate([_b(a.q_proj), _b(a.k_proj), _b(a.v_proj)]))
+    q, k, v, bias = _qkv(g, x if post else g.norm(x, layer.self_attn_layer_norm, dim), a)
     o = g.op("MultiHeadAttention", [q, k, v, bias, keep], domain="com.microsoft", num_heads=heads)
     y = g.op("MatMul", [o, g.const(_w(a.out_proj))])
     return _ffn(g, g.residual(x, y, _b(a.out_proj), layer.self_attn_layer_norm, dim, post), layer, activation, dim,
@@ -210,13 +232,9 @@ def _cross_kv(g: _Graph, states: list[str], layer, i: int, heads: int) -> None:
 
 def _encoder_io(model):
     from onnx import TensorProto, helper
-    subnet, qkv = model.subnet, int(model.qkv_dim)
-    outs = [helper.make_tensor_value_info("encoder_padding_mask", TensorProto.BOOL, ["batch", "src_len"])]
-    for i in range(subnet.decoder_layer_num):
-        eh = subnet.decoder_ende_attention_heads[i]
-        outs += [helper.make_tensor_value_info(f"cross_{kv}_{i}", TensorProto.FLOAT,
-                                               ["batch", eh, f"cross_len_{i}", qkv // eh]) for kv in ("k", "v")]
-    return [helper.make_tensor_value_info("src_tokens", TensorProto.INT64, ["batch", "src_len"])], outs
+    outs = {"encoder_padding_mask": (TensorProto.BOOL, ["batch", "src_len"]), **_cross_shapes(model)}
+    return ([helper.make_tensor_value_info("src_tokens", TensorProto.INT64, ["batch", "src_len"])],
+            [helper.make_tensor_value_info(n, *shape) for n, shape in outs.items()])
 
 
 def build_encoder_graph(model):
@@ -226,10 +244,8 @@ def build_encoder_graph(model):
     Raises:
         HatError: an activation function it has no node for.
     """
-    from onnx import helper
     subnet, cfg, enc = model.subnet, model.cfg, model.encoder
-    if cfg.activation_fn not in ACTIVATIONS:
-        raise HatError(f"the ONNX encoder graph supports activation {', '.join(ACTIVATIONS)}, got {cfg.activation_fn}")
+    activation = _activation(cfg, "encoder")
     dim, post, pad = subnet.encoder_embed_dim, not cfg.normalize_before, cfg.padding_idx
     g = _Graph()
     g.op("Equal", ["src_tokens", g.const(np.array(pad, np.int64))], ["encoder_padding_mask"])
@@ -247,8 +263,7 @@ def build_encoder_graph(model):
     x = g.op("Mul", [x, g.op("Unsqueeze", [g.op("Cast", [nonpad], to=1), g.const(np.array([-1], np.int64))])])
     states = []
     for i in range(subnet.encoder_layer_num):
-        x = _encoder_layer(g, x, enc.layers[i], subnet.encoder_self_attention_heads[i], keep,
-                           ACTIVATIONS[cfg.activation_fn], dim, post)
+        x = _encoder_layer(g, x, enc.layers[i], subnet.encoder_self_attention_heads[i], keep, activation, dim, post)
         states.append(x)
     if getattr(enc, "layer_norm", None) is not None:
         states[-1] = g.norm(states[-1], enc.layer_norm, dim)
@@ -256,9 +271,4 @@ def build_encoder_graph(model):
         layer = model.decoder.layers[i]
         _cross_kv(g, [states[j] for j in layer.ende_states(len(states))], layer, i,
                   subnet.decoder_ende_attention_heads[i])
-    inputs, outputs = _encoder_io(model)
-    graph = helper.make_graph(g.nodes, "hat_encoder", inputs, outputs, initializer=g.inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
-                                                helper.make_opsetid("com.microsoft", 1)], producer_name="hat")
-    m.ir_version = 8
-    return m
+    return _model(g, "hat_encoder", *_encoder_io(model))
