@@ -232,8 +232,8 @@ def deployed_names(r) -> set[str]:
     batch has a row marked ``void``, a measurement found wrong later, is measured again)."""
     state: dict[str, bool] = {}
     for b in read_record(r.args.ct2_deployed_record, {"batches": []})["batches"]:
-        names = {d["name"] for d in b["deployed"]}
-        state.update({n: not any(d.get("void") for d in b["deployed"] if d["name"] == n) for n in names})
+        void = {d["name"] for d in b["deployed"] if d.get("void")}
+        state.update({d["name"]: d["name"] not in void for d in b["deployed"]})
     return {n for n, ok in state.items() if ok}
 
 
