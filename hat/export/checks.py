@@ -76,8 +76,8 @@ def compare_ctranslate2_quantized(model, out_dir: Path, float_dir: Path, quantiz
     """Max abs difference of a stored-``quantization`` CTranslate2 export's log-probabilities against its float32
     export (``float_dir``) quantized by CTranslate2 at load (``compute_type``): the same quantization, so they
     agree exactly when the weights reached the converter right. (Against PyTorch a quantized model differs by
-    design, by thousands on random weights, which hides a garbled export: measured 0.0 here for a right one and
-    3,310 for one whose strided weights the converter mis-read.)"""
+    design, which hides a garbled export: measured 0.0 here for a right one and 3,037 for one whose strided
+    weights the converter mis-read, on the fixture model.)"""
     import numpy as np
     src, tgt = _ct2_batch(model)
     stored, at_load = _ct2_log_probs(out_dir, src, tgt), _ct2_log_probs(float_dir, src, tgt, quantization)
