@@ -20,9 +20,15 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_race import ab_main  # noqa: E402
+from protocol_race import ab_main, interleaved  # noqa: E402
 
 ARMS = {"traced": "legacy", "built": "built"}
+
+
+def encoder_and_whole_ms(loop) -> tuple[float, float]:
+    """``(encoder_ms, whole_ms)`` of one decode."""
+    enc_ms, dec_ms = loop.run_once()
+    return enc_ms, enc_ms + dec_ms
 
 
 def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
@@ -39,12 +45,7 @@ def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
             export_onnx(model, Path(d) / arm, exporter=exporter)
             loops[arm] = load_runner().Loop(Path(d) / arm, dict(settings.to_json_dict(), timer="wall"))
             loops[arm].run_once()  # warm-up
-        out: dict[str, list[tuple[float, float]]] = {arm: [] for arm in loops}
-        for r in range(rounds):
-            for arm in (list(ARMS) if r % 2 else list(ARMS)[::-1]):
-                for _ in range(repeats):
-                    enc_ms, dec_ms = loops[arm].run_once()
-                    out[arm].append((enc_ms, enc_ms + dec_ms))
+        out = interleaved(loops, rounds, repeats, encoder_and_whole_ms)
     return out
 
 

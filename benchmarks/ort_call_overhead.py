@@ -21,7 +21,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_race import ab_main  # noqa: E402
+from protocol_race import ab_main, interleaved  # noqa: E402
+
+
+def whole_ms(loop) -> float:
+    """Wall time of one whole decode, in ms."""
+    t = time.perf_counter()
+    loop.run_once()
+    return (time.perf_counter() - t) * 1e3
 
 
 def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
@@ -35,15 +42,9 @@ def race(subnet, vocab: int, qkv_dim: int, rounds: int, repeats: int) -> dict:
         loops = {arm: load_runner().Loop(d, dict(settings.to_json_dict(), timer="wall")) for arm in ("fast", "public")}
         loops["public"].tr.decoder_calls = OrtCalls(loops["public"].tr.decoder, fast=False)
         assert loops["fast"].tr.decoder_calls.fast, "this onnxruntime has no C-level calls: nothing to compare"
-        out: dict[str, list[float]] = {arm: [] for arm in loops}
         for loop in loops.values():  # warm-up
             loop.run_once()
-        for r in range(rounds):
-            for arm in (("fast", "public") if r % 2 else ("public", "fast")):
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    loops[arm].run_once()
-                    out[arm].append((time.perf_counter() - t) * 1e3)
+        out = interleaved(loops, rounds, repeats, whole_ms)
     return out
 
 

@@ -133,6 +133,17 @@ def add_architecture_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocab", type=int, default=3956, help="target vocabulary (the reproduction's)")
 
 
+def interleaved(loops: dict, rounds: int, repeats: int, sample) -> dict[str, list]:
+    """``{arm: [sample(loop), ...]}``: ``repeats`` samples of each arm per round, the arms' order reversed every other
+    round, so that load from other processes hits every arm alike."""
+    arms = list(loops)
+    out: dict[str, list] = {arm: [] for arm in arms}
+    for r in range(rounds):
+        for arm in (arms if r % 2 else arms[::-1]):
+            out[arm] += [sample(loops[arm]) for _ in range(repeats)]
+    return out
+
+
 def ab_main(name: str, race, summarize, header: str, line, argv=None) -> int:
     """``main`` of an A/B benchmark over the raced architectures (``--record``, ``--subnets``): ``race(subnet,
     vocab, qkv_dim, rounds, repeats)`` gives ``{arm: [samples]}``, ``summarize(model, that)`` one row, ``line(row)``
